@@ -1,0 +1,165 @@
+"""``tally.track()``: a context manager (sync and async) and decorator around one LLM call.
+
+The call's start time is ``occurred_at``; its wall-clock duration is ``latency_ms``.
+An exception inside the block records ``status="error"`` with ``error_type`` (the
+exception class name) and ``error_message`` (redacted later by the writer), then
+propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from llmtally.capture.event import check_consistency, validate_fields
+from llmtally.capture.usage import from_response
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from llmtally.tally import Tally
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Call:
+    """One tracked LLM call. ``id`` is its event id (link feedback to it)."""
+
+    __slots__ = ("_chunks", "_done", "_event", "_t0", "_tally", "_template", "_ttft")
+
+    def __init__(self, tally: Tally, event: dict[str, Any], template: dict[str, Any]) -> None:
+        self._tally = tally
+        self._event = event
+        self._template = template
+        self._t0 = time.perf_counter()
+        self._ttft: float | None = None
+        self._chunks = 0
+        self._done = False
+
+    @property
+    def id(self) -> str:
+        """The event id of this call."""
+        return cast(str, self._event["event_id"])
+
+    def set(self, **fields: Any) -> None:
+        """Set or override event fields (validated now; bad input raises InvalidEventError)."""
+        if "actor" in fields:
+            fields["actor_id"] = fields.pop("actor")
+        validate_fields(fields, self._event)
+
+    def record_usage(self, **tokens: Any) -> None:
+        """Record token counts in llmtally's normalized form (see ``capture.event``)."""
+        validate_fields(tokens, self._event)
+        check_consistency(self._event)
+
+    def record_response(self, response: Any) -> None:
+        """Read model, tokens and finish reason from an OpenAI, Anthropic or Gemini response."""
+        fields = from_response(response)
+        if "provider" in fields and "provider" in self._event:
+            fields.pop("provider")  # the caller's provider name wins (azure, vertex…)
+        if "model" in self._event and "model" in fields:
+            # keep the requested model; the answered snapshot is the version
+            answered = fields.pop("model")
+            if answered != self._event["model"]:
+                fields.setdefault("model_version", answered)
+        validate_fields(fields, self._event)
+        check_consistency(self._event)
+
+    def first_token(self) -> None:
+        """Mark the arrival of the first token (sets ``ttft_ms``)."""
+        if self._ttft is None:
+            self._ttft = (time.perf_counter() - self._t0) * 1000.0
+
+    def chunk(self) -> None:
+        """Count one streamed chunk; the first one also sets ``ttft_ms``."""
+        if self._ttft is None:
+            self._ttft = (time.perf_counter() - self._t0) * 1000.0
+        self._chunks += 1
+
+    def fail(self, error: BaseException | str, *, error_type: str | None = None) -> None:
+        """Mark the call failed without raising (e.g. a refusal handled by the app)."""
+        event = self._event
+        event["status"] = "error"
+        if isinstance(error, BaseException):
+            event["error_type"] = error_type or type(error).__name__
+            event["error_message"] = str(error)[:4000]
+        else:
+            event["error_type"] = error_type or "Error"
+            event["error_message"] = error[:4000]
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        """Close the call and hand it to the pipeline (done by the context manager)."""
+        if self._done:
+            return
+        self._done = True
+        event = self._event
+        event["latency_ms"] = (time.perf_counter() - self._t0) * 1000.0
+        if exc is not None:
+            self.fail(exc)
+        event.setdefault("status", "success")
+        if self._ttft is not None:
+            event.setdefault("ttft_ms", self._ttft)
+        if self._chunks:
+            event.setdefault("stream_chunks", self._chunks)
+            event.setdefault("stream", True)
+        event.setdefault("model", "unknown")
+        self._tally._enqueue(event)
+
+    def __enter__(self) -> Call:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(exc)
+
+    async def __aenter__(self) -> Call:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.finish(exc)
+
+    def __call__(self, fn: F) -> F:
+        """Use as a decorator: every invocation of ``fn`` is one tracked call."""
+        self._done = True  # the decorating instance itself is never recorded
+        tally, template = self._tally, self._template
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with tally.track(**template) as call:
+                    result = await fn(*args, **kwargs)
+                    _maybe_record(call, result)
+                    return result
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with tally.track(**template) as call:
+                result = fn(*args, **kwargs)
+                _maybe_record(call, result)
+                return result
+
+        return cast(F, wrapper)
+
+
+def _maybe_record(call: Call, result: Any) -> None:
+    if result is None:
+        return
+    if any(
+        getattr(result, name, None) is not None for name in ("usage", "usage_metadata")
+    ) or (isinstance(result, dict) and ("usage" in result or "usageMetadata" in result)):
+        call.record_response(result)

@@ -1,0 +1,177 @@
+"""Writer-side processing: a queued event dict becomes a row, priced and redacted.
+
+Runs on the writer thread, never on the caller's: pricing lookups, PII regexes,
+prompt hashing, JSON and timestamp formatting all cost more than the caller should pay.
+It also collects actor and model-registry upserts for the batch, and warns once per
+model whose price is unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from llmtally.capture.build import COMPLETION_KEY, PROMPT_KEY
+from llmtally.capture.event import COLUMN_NAMES, FIELDS
+from llmtally.capture.pricing import PriceBook, PriceInfo
+from llmtally.capture.redact import Redactor, prompt_fingerprint
+from llmtally.store.base import Batch
+
+log = logging.getLogger("llmtally")
+
+_TEXT_LIMITS = {name: spec.max_len for name, spec in FIELDS.items() if spec.column == "text"}
+
+
+@dataclass(frozen=True, slots=True)
+class Identify:
+    """Actor enrichment queued by ``Tally.identify``."""
+
+    actor_type: str
+    actor_id: str
+    display_name: str | None
+    real_name: str | None
+    timezone: str | None
+    email: str | None
+    at: float
+
+
+class Processor:
+    """Builds store batches from queued items."""
+
+    def __init__(
+        self,
+        *,
+        prices: PriceBook,
+        redactor: Redactor,
+        capture_content: bool,
+        ts: Callable[[float], Any],
+    ) -> None:
+        self._prices = prices
+        self._redact = redactor
+        self._capture_content = capture_content
+        self._ts = ts
+        self._registered: set[tuple[str, str]] = set()
+        self._warned: set[tuple[str, str]] = set()
+
+    def reset_registry(self) -> None:
+        """Forget which models were registered (after a store reconnect or rollback)."""
+        self._registered.clear()
+
+    def batch(self, items: Iterable[dict[str, Any] | Identify]) -> Batch:
+        """Turn queued items into one batch of rows and upserts."""
+        batch = Batch()
+        actors: dict[tuple[str, str], list[Any]] = {}
+        ts = self._ts
+        for item in items:
+            if isinstance(item, Identify):
+                key = (item.actor_type, item.actor_id)
+                stamp = ts(item.at)
+                actors[key] = [
+                    item.actor_type,
+                    item.actor_id,
+                    item.display_name,
+                    item.real_name,
+                    item.timezone,
+                    item.email,
+                    stamp,
+                    stamp,
+                ]
+                continue
+            row = self.row(item, batch)
+            batch.events.append(row)
+            actor_id = item.get("actor_id")
+            if actor_id is not None:
+                key = (item.get("actor_type") or "human", actor_id)
+                stamp = row[1]
+                known = actors.get(key)
+                if known is None:
+                    actors[key] = [key[0], actor_id, None, None, None, None, stamp, stamp]
+                else:
+                    known[6] = min(known[6], stamp)
+                    known[7] = max(known[7], stamp)
+        batch.actors = [tuple(values) for values in actors.values()]
+        return batch
+
+    def row(self, event: dict[str, Any], batch: Batch) -> tuple[Any, ...]:
+        """One events row in ``COLUMN_NAMES`` order."""
+        redact = self._redact
+        prompt = event.pop(PROMPT_KEY, None)
+        completion = event.pop(COMPLETION_KEY, None)
+        if prompt is not None:
+            event["prompt_hash"], event["prompt_length"] = prompt_fingerprint(prompt)
+            if self._capture_content:
+                event["input_text"] = redact.text(prompt)[: _TEXT_LIMITS["input_text"]]
+        if completion is not None and self._capture_content:
+            event["output_text"] = redact.text(completion)[: _TEXT_LIMITS["output_text"]]
+        for name in ("error_message", "comment"):
+            text = event.get(name)
+            if text is not None:
+                event[name] = redact.text(text)
+        meta = event.get("metadata")
+        if meta is not None:
+            event["metadata"] = redact.json_bytes(meta).decode()
+        if "total_tokens" not in event and (
+            "input_tokens" in event or "output_tokens" in event
+        ):
+            event["total_tokens"] = event.get("input_tokens", 0) + event.get("output_tokens", 0)
+        at = event["occurred_at"]
+        if event["kind"] == "llm_call":
+            self._price(event, at, batch)
+        event["occurred_at"] = self._ts(at)
+        get = event.get
+        return tuple([get(name) for name in COLUMN_NAMES])
+
+    def _price(self, event: dict[str, Any], at: float, batch: Batch) -> None:
+        provider = event.get("provider")
+        model = event["model"]
+        key = (provider or "", model)
+        if key not in self._registered:
+            self._registered.add(key)
+            batch.models.append(self._registry_row(self._prices.info(provider, model, at), key, at))
+        if "cost_usd" in event:
+            return  # the caller's figure (e.g. from the provider's bill) wins
+        if "input_tokens" not in event and "output_tokens" not in event:
+            # no usage: a failed request is not billed; anything else is unknown, not $0
+            if event.get("status") == "error":
+                event["cost_usd"] = 0.0
+            return
+        cost = self._prices.cost(
+            provider,
+            model,
+            at,
+            input_tokens=event.get("input_tokens", 0),
+            output_tokens=event.get("output_tokens", 0),
+            cache_read_tokens=event.get("cache_read_tokens", 0),
+            cache_write_tokens=event.get("cache_write_tokens", 0),
+            cache_write_1h_tokens=event.get("cache_write_1h_tokens", 0),
+            reasoning_tokens=event.get("reasoning_tokens", 0),
+        )
+        if cost is not None:
+            event["cost_usd"] = cost
+
+    def _registry_row(self, info: PriceInfo, key: tuple[str, str], at: float) -> tuple[Any, ...]:
+        if info.source == "unknown" and key not in self._warned:
+            self._warned.add(key)
+            log.warning(
+                "llmtally: no price known for model %r (provider %r); its calls are stored with "
+                "cost_usd = null. Add it to custom_pricing, then run "
+                "`llmtally prices recompute`.",
+                key[1],
+                key[0] or None,
+            )
+        stamp = self._ts(at)
+        return (
+            key[0],
+            key[1],
+            info.source,
+            info.matched_model,
+            info.input_per_mtok,
+            info.output_per_mtok,
+            info.cache_read_per_mtok,
+            info.cache_write_per_mtok,
+            info.source == "unknown",
+            stamp,
+            stamp,
+        )

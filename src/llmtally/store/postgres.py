@@ -1,0 +1,126 @@
+"""PostgreSQL engine: psycopg 3, batches through COPY.
+
+A batch is copied into a per-connection temporary staging table and moved into
+``events`` with ``INSERT … ON CONFLICT DO NOTHING``: COPY speed with ``event_id``
+idempotency (COPY alone cannot skip duplicates). The runtime role therefore needs the
+database's TEMPORARY privilege (PUBLIC has it by default) besides
+SELECT/INSERT/UPDATE/DELETE on the tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+
+from llmtally.capture.event import COLUMN_NAMES
+from llmtally.store.base import ACTOR_COLUMNS, MODEL_COLUMNS, Batch, DataRejected, Store, WriteResult
+
+_STAGE = "llmtally_stage_events"
+_COLS = ", ".join(COLUMN_NAMES)
+_CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (LIKE events INCLUDING DEFAULTS) "
+    "ON COMMIT DELETE ROWS"
+)
+_COPY = f"COPY {_STAGE} ({_COLS}) FROM STDIN"
+_MOVE = f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM {_STAGE} ON CONFLICT (event_id) DO NOTHING"
+_UPSERT_ACTORS = (
+    "INSERT INTO actors ({}) VALUES ({}) ON CONFLICT (actor_type, actor_id) DO UPDATE SET "
+    "display_name = coalesce(excluded.display_name, actors.display_name), "
+    "real_name = coalesce(excluded.real_name, actors.real_name), "
+    "timezone = coalesce(excluded.timezone, actors.timezone), "
+    "email = coalesce(excluded.email, actors.email), "
+    "first_seen = least(actors.first_seen, excluded.first_seen), "
+    "last_seen = greatest(actors.last_seen, excluded.last_seen)"
+).format(", ".join(ACTOR_COLUMNS), ", ".join(["%s"] * len(ACTOR_COLUMNS)))
+_UPSERT_MODELS = (
+    "INSERT INTO models ({}) VALUES ({}) ON CONFLICT (provider, model) DO UPDATE SET "
+    "price_source = excluded.price_source, matched_model = excluded.matched_model, "
+    "input_per_mtok = excluded.input_per_mtok, output_per_mtok = excluded.output_per_mtok, "
+    "cache_read_per_mtok = excluded.cache_read_per_mtok, "
+    "cache_write_per_mtok = excluded.cache_write_per_mtok, "
+    "is_placeholder = excluded.is_placeholder, "
+    "first_seen = least(models.first_seen, excluded.first_seen), "
+    "last_seen = greatest(models.last_seen, excluded.last_seen)"
+).format(", ".join(MODEL_COLUMNS), ", ".join(["%s"] * len(MODEL_COLUMNS)))
+
+
+def driver_conninfo(url: sa.URL) -> str:
+    """A libpq connection string for a SQLAlchemy URL (keeps unix-socket host query args)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresStore(Store):
+    """The production store."""
+
+    dialect = "postgresql"
+
+    def __init__(self, sa_url: str, *, connect_timeout: float = 10.0) -> None:
+        url = sa.make_url(sa_url)
+        timeout = max(1, int(connect_timeout))
+        engine = sa.create_engine(
+            url, pool_pre_ping=True, connect_args={"connect_timeout": timeout}
+        )
+        super().__init__(sa_url, engine)
+        self._conninfo = driver_conninfo(url)
+        self._timeout = timeout
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _raw(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            if conn is not None:
+                conn.close()
+            self._conn = None
+            conn = psycopg.connect(self._conninfo, connect_timeout=self._timeout)
+            conn.execute(_CREATE_STAGE)
+            conn.commit()
+            self._conn = conn
+        return conn
+
+    def ts(self, epoch: float) -> Any:
+        """An aware datetime: COPY sends it as timestamptz."""
+        return datetime.fromtimestamp(epoch, UTC)
+
+    def ping(self) -> None:
+        """Connect and run a trivial query."""
+        self._raw().execute("SELECT 1").fetchone()
+        self._raw().rollback()
+
+    def _write(self, batch: Batch) -> WriteResult:
+        conn = self._raw()
+        try:
+            with conn.cursor() as cur:
+                inserted = 0
+                if batch.events:
+                    with cur.copy(_COPY) as copy:
+                        for row in batch.events:
+                            copy.write_row(row)
+                    cur.execute(_MOVE)
+                    inserted = cur.rowcount
+                if batch.actors:
+                    cur.executemany(_UPSERT_ACTORS, batch.actors)
+                if batch.models:
+                    cur.executemany(_UPSERT_MODELS, batch.models)
+            conn.commit()
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+            conn.rollback()
+            raise DataRejected(str(exc).strip()) from exc
+        except BaseException:
+            if not conn.closed:
+                try:
+                    conn.rollback()
+                except psycopg.Error:
+                    conn.close()
+            raise
+        return WriteResult(inserted=inserted, duplicates=len(batch.events) - inserted)
+
+    def close(self) -> None:
+        """Close the write connection and the engine's pool."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        super().close()
+

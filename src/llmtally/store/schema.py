@@ -1,0 +1,106 @@
+"""Table definitions (SQLAlchemy Core) for every engine.
+
+The ``events`` columns are derived from ``capture.event.FIELDS`` so that the event spec
+stays the one source of truth; migrations freeze them (``store/migrations``) and a test
+checks that a migrated database equals this metadata.
+
+Storage choices:
+
+* ``occurred_at`` is ``timestamptz`` on PostgreSQL and ISO text ``YYYY-MM-DD
+  HH:MM:SS.ffffff`` (UTC) on SQLite: sortable, readable, and what SQLAlchemy's SQLite
+  ``DateTime`` reads back.
+* ``cost_usd`` is a double: a per-event cost has at most ~11 significant digits (a price
+  with ≤4 digits times a token count), far inside a double's 15–17.
+* ``metadata`` is ``jsonb`` on PostgreSQL and JSON text on SQLite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from llmtally.capture.event import FIELDS, FieldSpec
+
+metadata = sa.MetaData()
+
+NOT_NULL = frozenset({"event_id", "occurred_at", "project", "kind", "schema_version"})
+
+
+def uuid_type() -> sa.types.TypeEngine[Any]:
+    """UUID on PostgreSQL, 36-character text elsewhere."""
+    return sa.String(36).with_variant(postgresql.UUID(as_uuid=False), "postgresql")
+
+
+def json_type() -> sa.types.TypeEngine[Any]:
+    """jsonb on PostgreSQL, JSON text elsewhere."""
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def column_type(spec: FieldSpec) -> sa.types.TypeEngine[Any]:
+    """The SQL type of one event field."""
+    kind = spec.column
+    if kind == "id":
+        return uuid_type()
+    if kind == "ts":
+        return sa.DateTime(timezone=True)
+    if kind == "str":
+        return sa.String(spec.max_len)
+    if kind == "text":
+        return sa.Text()
+    if kind == "int":
+        return sa.BigInteger()
+    if kind == "float":
+        return sa.Double()
+    if kind == "bool":
+        return sa.Boolean()
+    return json_type()
+
+
+events = sa.Table(
+    "events",
+    metadata,
+    *(
+        sa.Column(
+            spec.name,
+            column_type(spec),
+            primary_key=spec.name == "event_id",
+            nullable=spec.name not in NOT_NULL,
+        )
+        for spec in FIELDS.values()
+    ),
+    sa.Index("ix_events_occurred_at", "occurred_at"),
+    sa.Index("ix_events_project_occurred_at", "project", "occurred_at"),
+    sa.Index("ix_events_parent_id", "parent_id"),
+)
+
+actors = sa.Table(
+    "actors",
+    metadata,
+    sa.Column("actor_type", sa.String(16), primary_key=True),
+    sa.Column("actor_id", sa.String(200), primary_key=True),
+    sa.Column("display_name", sa.String(200)),
+    sa.Column("real_name", sa.String(200)),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("email", sa.String(320)),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+models = sa.Table(
+    "models",
+    metadata,
+    # provider "" when unknown: primary-key columns cannot be NULL
+    sa.Column("provider", sa.String(100), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("price_source", sa.String(20), nullable=False),
+    sa.Column("matched_model", sa.String(200)),
+    sa.Column("input_per_mtok", sa.Double()),
+    sa.Column("output_per_mtok", sa.Double()),
+    sa.Column("cache_read_per_mtok", sa.Double()),
+    sa.Column("cache_write_per_mtok", sa.Double()),
+    sa.Column("is_placeholder", sa.Boolean(), nullable=False),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,252 @@
+"""``Tally``: the library's front door. All configuration is keyword arguments.
+
+A ``Tally`` never reads the environment (see ``llmtally.config`` for the edge helpers
+that do). With no ``database_url`` it is disabled: every capture call is a no-op that
+still returns an event id, so application code needs no ``if analytics:`` branches.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from typing_extensions import Unpack
+
+from llmtally.capture.build import build
+from llmtally.capture.event import CallFields, validate_fields
+from llmtally.capture.ids import new_event_id
+from llmtally.capture.pricing import PriceBook
+from llmtally.capture.redact import Redactor
+from llmtally.capture.track import Call
+from llmtally.errors import ConfigError, InvalidEventError
+from llmtally.pipeline.process import Identify, Processor
+from llmtally.pipeline.writer import Writer
+from llmtally.store.base import Store, open_store
+
+if TYPE_CHECKING:
+    from llmtally.query.reports import Reports
+
+log = logging.getLogger("llmtally")
+
+
+class Tally:
+    """Records LLM calls, feedback and product events into a store, off the caller's thread."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        project: str = "default",
+        custom_pricing: Mapping[str, Any] | None = None,
+        capture_content: bool = False,
+        redact_pii: bool = True,
+        redact_patterns: Mapping[str, str] | None = None,
+        retention_days: int | None = None,
+        on_invalid: Literal["raise", "warn"] = "raise",
+        queue_size: int = 10_000,
+        batch_size: int = 1_000,
+        flush_interval: float = 0.5,
+        exit_timeout: float = 2.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if not isinstance(project, str) or not project:
+            raise ConfigError("project", "must be a non-empty string")
+        if on_invalid not in ("raise", "warn"):
+            raise ConfigError("on_invalid", "must be 'raise' or 'warn'")
+        for name, value in (("queue_size", queue_size), ("batch_size", batch_size)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(name, f"must be a positive integer, got {value!r}")
+        if retention_days is not None and (not isinstance(retention_days, int) or retention_days < 1):
+            raise ConfigError("retention_days", f"must be a positive integer, got {retention_days!r}")
+        self.project = project
+        self.database_url = database_url
+        self.enabled = database_url is not None
+        self.retention_days = retention_days
+        self._raise_invalid = on_invalid == "raise"
+        self._connect_timeout = connect_timeout
+        # built eagerly so that bad pricing or patterns fail here, not on the writer thread
+        self.prices = PriceBook(custom_pricing=custom_pricing)
+        self._redactor = Redactor(enabled=redact_pii, extra_patterns=redact_patterns)
+        self._capture_content = capture_content
+        self._invalid = 0
+        self._reports: Reports | None = None
+        self._reports_lock = threading.Lock()
+        self._writer: Writer | None = None
+        if database_url is not None:
+            self._writer = Writer(
+                open_store=self._open_store,
+                make_processor=self._make_processor,
+                queue_size=queue_size,
+                batch_size=batch_size,
+                flush_interval=flush_interval,
+                exit_timeout=exit_timeout,
+                on_ready=self._on_store_ready,
+            )
+
+    # -- capture API -------------------------------------------------------------------
+
+    def record_call(self, **fields: Unpack[CallFields]) -> str:
+        """Record one finished LLM call; returns its event id. ``actor=`` is an alias of ``actor_id``."""
+        return self._record(dict(fields), "llm_call")
+
+    def record_tool_call(self, name: str, **fields: Any) -> str:
+        """Record one tool/function execution (``kind="tool_call"``); returns its event id."""
+        fields["name"] = name
+        return self._record(fields, "tool_call")
+
+    def record_feedback(
+        self,
+        call_id: str,
+        *,
+        rating: Literal["up", "down"] | None = None,
+        regenerated: bool | None = None,
+        edited: bool | None = None,
+        comment: str | None = None,
+        actor: str | None = None,
+        **fields: Any,
+    ) -> str:
+        """Record user feedback on a call (``call_id`` from ``track``/``record_call``)."""
+        fields.update(
+            parent_id=call_id, rating=rating, regenerated=regenerated, edited=edited,
+            comment=comment, actor=actor,
+        )
+        return self._record(fields, "feedback")
+
+    def record_event(
+        self,
+        name: str,
+        *,
+        actor: str | None = None,
+        properties: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> str:
+        """Record a product event (``new_conversation``, ``thumbs_up``, ``user_joined``…)."""
+        fields.update(name=name, actor=actor)
+        if properties is not None:
+            fields["metadata"] = dict(properties)
+        return self._record(fields, "product")
+
+    def identify(
+        self,
+        actor_id: str,
+        *,
+        actor_type: Literal["human", "agent"] = "human",
+        display_name: str | None = None,
+        real_name: str | None = None,
+        timezone: str | None = None,
+        email: str | None = None,
+    ) -> None:
+        """Enrich an actor (upserted by ``(actor_type, actor_id)``); fields left None keep their value."""
+        checked: dict[str, Any] = {}
+        validate_fields({"actor_id": actor_id, "actor_type": actor_type}, checked)
+        for name, value in (
+            ("display_name", display_name),
+            ("real_name", real_name),
+            ("timezone", timezone),
+            ("email", email),
+        ):
+            if value is not None and (not isinstance(value, str) or len(value) > 320):
+                raise InvalidEventError(name, "must be a string of at most 320 characters")
+        if self._writer is not None:
+            self._writer.put(
+                Identify(actor_type, actor_id, display_name, real_name, timezone, email, time.time())
+            )
+
+    def track(self, **fields: Any) -> Call:
+        """Context manager / decorator timing one LLM call; see ``Call``."""
+        template = dict(fields)
+        try:
+            event = build(fields, kind="llm_call", project=self.project)
+        except InvalidEventError:
+            if self._raise_invalid:
+                raise
+            self._invalid += 1
+            event = build({}, kind="llm_call", project=self.project)
+        return Call(self, event, template)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Block until everything recorded so far is stored; False if ``timeout`` ran out."""
+        return True if self._writer is None else self._writer.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Flush (bounded) and stop the writer; the Tally records nothing afterwards."""
+        ok = True if self._writer is None else self._writer.close(timeout)
+        if self._reports is not None:
+            self._reports.close()
+        return ok
+
+    def __enter__(self) -> Tally:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Pipeline counters: queued, written, duplicates, rejected, dropped, retries, invalid."""
+        base: dict[str, Any] = {"enabled": self.enabled, "invalid": self._invalid}
+        if self._writer is not None:
+            base.update(self._writer.counters.as_dict())
+        return base
+
+    @property
+    def reports(self) -> Reports:
+        """The query layer over this Tally's database."""
+        if self.database_url is None:
+            raise ConfigError("database_url", "reports need a database; this Tally is disabled")
+        with self._reports_lock:
+            if self._reports is None:
+                from llmtally.query.reports import Reports
+
+                store = open_store(self.database_url, connect_timeout=self._connect_timeout)
+                store.migrate()
+                self._reports = Reports(store.engine, project=None)
+            return self._reports
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _record(self, fields: dict[str, Any], kind: str) -> str:
+        if self._writer is None:
+            return new_event_id()  # disabled: a no-op that still hands back an id
+        try:
+            event = build(fields, kind=kind, project=self.project, require_model=kind == "llm_call")
+        except InvalidEventError as exc:
+            if self._raise_invalid:
+                raise
+            self._invalid += 1
+            log.warning("llmtally: invalid %s event dropped: %s", kind, exc)
+            return new_event_id()
+        self._writer.put(event)
+        return event["event_id"]  # type: ignore[no-any-return]
+
+    def _enqueue(self, event: dict[str, Any]) -> None:
+        if self._writer is not None:
+            self._writer.put(event)
+
+    def _open_store(self) -> Store:
+        assert self.database_url is not None
+        return open_store(self.database_url, connect_timeout=self._connect_timeout)
+
+    def _make_processor(self, store: Store) -> Processor:
+        return Processor(
+            prices=self.prices,
+            redactor=self._redactor,
+            capture_content=self._capture_content,
+            ts=store.ts,
+        )
+
+    def _on_store_ready(self, store: Store) -> None:
+        if self.retention_days is not None:
+            from llmtally.store.maintenance import delete_older_than
+
+            try:
+                deleted = delete_older_than(store.engine, days=self.retention_days)
+            except Exception as exc:  # retention must never stop event writing
+                log.warning("llmtally: retention cleanup failed: %s", exc)
+            else:
+                if deleted:
+                    log.info("llmtally: retention removed %d events", deleted)

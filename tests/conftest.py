@@ -1,0 +1,49 @@
+"""Shared fixtures. Keep this file to fixtures; helpers live in modules such as pgserver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import pgserver
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """Admin (superuser) URL of a PostgreSQL server; fails, never skips, if there is none."""
+    try:
+        return pgserver.server_url()
+    except pgserver.PostgresUnavailableError as exc:
+        message = str(exc)
+    pytest.fail(message, pytrace=False)  # outside `except`: no chained traceback
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    url = pgserver.create_database(pg_admin_url)
+    try:
+        yield url
+    finally:
+        pgserver.drop_database(pg_admin_url, url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a (not yet created) SQLite database file in the test's tmp_path."""
+    return f"sqlite:///{tmp_path / 'llmtally.db'}"
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A fresh database URL, once per backend; PostgreSQL is only started when needed."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return str(request.getfixturevalue("sqlite_url"))
