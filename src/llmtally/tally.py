@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import Unpack
 
-from llmtally.capture.build import build
+from llmtally.capture.build import build, build_from_mapping
 from llmtally.capture.event import CallFields, validate_fields
 from llmtally.capture.ids import new_event_id
 from llmtally.capture.pricing import PriceBook
@@ -30,6 +31,15 @@ if TYPE_CHECKING:
     from llmtally.query.reports import Reports
 
 log = logging.getLogger("llmtally")
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """Outcome of ``Tally.ingest``: how many events were accepted, which were rejected and why."""
+
+    accepted: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
 
 
 class Tally:
@@ -128,6 +138,25 @@ class Tally:
         if properties is not None:
             fields["metadata"] = dict(properties)
         return self._record(fields, "product")
+
+    def ingest(self, events: Iterable[Mapping[str, Any]]) -> IngestResult:
+        """Record a batch of raw event mappings; bad ones are rejected alone, with the field named.
+
+        Each mapping holds event fields (``kind`` defaults to ``llm_call``). This is the
+        path of the HTTP collector and of imports.
+        """
+        result = IngestResult()
+        for index, raw in enumerate(events):
+            try:
+                event = build_from_mapping(raw, project=self.project)
+            except InvalidEventError as exc:
+                result.rejected.append({"index": index, "field": exc.field, "error": str(exc)})
+                continue
+            if self._writer is not None:
+                self._writer.put(event)
+            result.accepted += 1
+            result.event_ids.append(event["event_id"])
+        return result
 
     def identify(
         self,

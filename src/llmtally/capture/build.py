@@ -74,6 +74,8 @@ def build(
     if "occurred_at" not in event:
         event["occurred_at"] = time.time()
     event.setdefault("project", project)
+    if kind == "llm_call" or kind == "tool_call":
+        event.setdefault("status", "success")
     event["kind"] = kind
     event["schema_version"] = SCHEMA_VERSION
     return event

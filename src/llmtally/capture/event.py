@@ -185,6 +185,9 @@ def _check_str(spec: FieldSpec, value: Any) -> Any:
         raise InvalidEventError(
             spec.name, f"must be a string, got {type(value).__name__} {_short(value)}", value
         )
+    if "\x00" in value:
+        # PostgreSQL cannot store NUL in text; refuse it here rather than lose the row later
+        raise InvalidEventError(spec.name, "must not contain NUL (\\x00) characters")
     if spec.column == "str":
         if not value:
             raise InvalidEventError(spec.name, "must not be empty", value)

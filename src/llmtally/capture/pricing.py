@@ -317,11 +317,10 @@ class PriceBook:
         if (
             input_tokens < cache_read_tokens + cache_write_tokens
             or output_tokens < reasoning_tokens
-        ):
-            return None
-        if (
-            cache_write_tokens < cache_write_1h_tokens
-            or min(cache_read_tokens, cache_write_1h_tokens, reasoning_tokens) < 0
+            or cache_write_tokens < cache_write_1h_tokens
+            or cache_read_tokens < 0
+            or cache_write_1h_tokens < 0
+            or reasoning_tokens < 0
         ):
             return None
         starts, coefs = plan
@@ -391,10 +390,10 @@ class PriceBook:
             now = datetime.now(UTC)
             info = _genai_info(pid, model, model_info, model_info.get_prices(now))
             return _Entry((), ((info, None),), daily=(pid, model_info))
-        starts = {c.constraint.start_date for c in conditions if _dated(c.constraint)}
-        days = sorted(starts) or [date(2000, 1, 2)]
-        # an instant in each period: the day before the first change, then each change
-        moments = [_midnight(days[0] - timedelta(days=1))] + [_midnight(d) for d in sorted(starts)]
+        days = sorted({c.constraint.start_date for c in conditions if _dated(c.constraint)})
+        # an instant in each period: the day before the first change (if any), then each change
+        moments = [_midnight((days[0] if days else date(2000, 1, 2)) - timedelta(days=1))]
+        moments += [_midnight(day) for day in days]
         periods = []
         for moment in moments:
             mp = model_info.get_prices(moment)

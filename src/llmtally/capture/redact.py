@@ -1,39 +1,41 @@
 """PII redaction for the free text llmtally stores.
 
-Applied by the writer to ``error_message``, ``comment`` and every string (values *and*
-keys) inside ``metadata``. Raw prompts and completions (``capture_content=True``) are
-stored as given; only their fingerprint (:func:`prompt_fingerprint`) is kept otherwise.
+The writer applies :class:`Redactor` to ``error_message``, ``comment`` and every string
+inside ``metadata`` (keys too: a user's e-mail is a common dict key).
+:func:`prompt_fingerprint` gives the ``prompt_hash`` / ``prompt_length`` pair.
 
 What is replaced:
 
-* ``[EMAIL]`` — ``local@domain.tld``; local part of up to 64 letters, digits or
-  ``. _ % + -``; the top-level domain is letters only.
-* ``[PHONE]`` — ``+`` and a country code followed by 8–15 digits in total, grouped
-  with spaces, dots, dashes or a parenthesised part (``+44 (0)20 7946 0958``);
-  North American numbers with separators (``(555) 123-4567``, ``1-800-555-1234``);
-  European national numbers with a trunk ``0``, one consistent separator (space, dot,
-  slash or dash) and 9–12 digits (``030 1234567``, ``06 12 34 56 78``).
+* ``[EMAIL]`` — ``local@domain.tld``: a local part of 1–64 letters, digits or
+  ``. _ % + -`` and a domain whose last label is letters only.
+* ``[PHONE]`` — ``+``, a country code and 8–15 digits in all, grouped by spaces, dots,
+  dashes or a parenthesised part (``+44 (0)20 7946 0958``, ``+14155552671``); North
+  American numbers with separators (``(555) 123-4567``, ``1-800-555-1234``); European
+  national numbers: trunk ``0``, one repeated separator (space, dot, slash or dash) and
+  9–12 digits (``030 1234567``, ``06 12 34 56 78``, ``089/12345678``).
 * ``[CARD]`` — 13–19 digits starting 2–6 (Visa, Mastercard, Amex, Discover, JCB,
   UnionPay, Maestro), unbroken or in space/dash groups led by four digits, and only
   when the Luhn checksum holds.
-* ``[SSN]`` — ``ddd-dd-dddd``.
+* ``[SSN]`` — any ``ddd-dd-dddd``.
 * ``[IP]`` — dotted-quad IPv4 addresses (octets 0–255), except loopback ``127.x.x.x``
   and ``0.0.0.0``, which identify no one and help read connection errors.
-* ``[NAME]`` — matches of each configured ``extra_patterns`` entry, applied after the
-  built-in kinds.
+* ``[NAME]`` — matches of each ``extra_patterns`` entry (name upper-cased), applied
+  after the built-in kinds.
 
-Digits glued to letters, dots or dashes never start or end a match, so UUIDs, ISO
-timestamps, versions such as ``1.2.3``, prices such as ``0.00472`` and integers such as
-token counts or ``1732200000000`` stay as they are.
+A digit run that continues an identifier, decimal, version, date or time (a letter,
+dot, dash, slash or ``12:`` before it; such a separator and a digit after it) is never
+a candidate, so UUIDs, ISO timestamps, versions such as ``1.2.3``, prices such as
+``0.00472`` and integers such as token counts or ``1732200000000`` stay as they are.
 
-Known limits: names, postal addresses, IPv6 addresses, bare digit runs that could be
-phone numbers (``4155552671``: indistinguishable from an integer), ``00``-prefixed
-international numbers, 7-digit local numbers, SSNs without dashes, cards starting
-1/7/8/9 or oddly grouped, and unusual e-mail local parts are *not* redacted. Some
-non-PII *is*: four-part versions with small parts (``1.2.3.4`` reads as an address),
-about one in ten 13–19 digit runs starting 2–6 (Luhn passes by chance) and ``+``-signed
-numbers of 8–15 digits. Metadata keys that redact to the same text collapse into one
-key (the last value wins).
+Known limits. *Not* redacted: names, postal addresses, IPv6 addresses, bare digit runs
+that may be phone numbers (``4155552671`` cannot be told from an integer),
+``00``-prefixed international numbers, 7-digit local numbers, SSNs without dashes,
+cards starting 1/7/8/9 or grouped otherwise, quoted or exotic e-mail local parts and
+domains without a dot (``user@localhost``). Redacted although not PII: four-part
+versions with small parts (``1.2.3.4`` reads as an address), about one in ten 13–19
+digit runs starting 2–6 (Luhn holds by chance) and ``+``-signed numbers of 8–15
+digits. Metadata keys that redact to the same text collapse into one (the last value
+wins). A Redactor holds no mutable state and may be shared between threads.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ _EMAIL: Final = r"(?P<email>(?<![\w.%+-])[\w.%+-]{1,64}@[\w-]+(?:\.[\w-]+)*\.[^\
 _NUMBERS: Final = rf"""(?=[0-9+(])(?:
     (?P<phone_intl>(?<![\w+])\+[1-9](?:[ .-]?(?:\([0-9]{{1,4}}\)|[0-9])){{6,20}}(?!\w))
     |(?P<ssn>{_L}[0-9]{{3}}-[0-9]{{2}}-[0-9]{{4}}{_R})
-    |(?P<card>{_L}(?:[2-6][0-9]{{12,18}}|[2-6][0-9]{{3}}(?:[ -][0-9]{{3,6}}){{2,4}}){_R})
+    |(?P<card>{_L}[2-6](?:[0-9]{{12,18}}|[0-9]{{3}}(?:[ -][0-9]{{3,6}}){{1,3}}[ -][0-9]{{1,6}}){_R})
     |(?P<ip>(?<![\w.])(?:{_OCTET}\.){{3}}{_OCTET}(?!\w|\.[0-9]))
     |(?P<phone_us>{_L}(?:1[ .-])?(?:\([0-9]{{3}}\)[ .-]?|[0-9]{{3}}[ .-])
         [0-9]{{3}}[ .-][0-9]{{4}}{_R})
@@ -74,6 +76,17 @@ _NUMERIC: Final = re.compile(_NUMBERS, re.VERBOSE)
 # Every numeric kind needs a digit: text without one (or an "@") skips the scan.
 _DIGIT: Final = re.compile(r"[0-9]")
 _NOT_DIGIT: Final = re.compile(r"[^0-9]")
+_LABELS: Final = {
+    "email": "[EMAIL]",
+    "ssn": "[SSN]",
+    "card": "[CARD]",
+    "ip": "[IP]",
+    "phone_intl": "[PHONE]",
+    "phone_us": "[PHONE]",  # its shape alone fixes ten or eleven digits
+    "phone_eu": "[PHONE]",
+}
+# Kinds whose pattern only outlines a digit group sequence: the digit count decides.
+_DIGIT_BOUNDS: Final = {"card": (13, 19), "phone_intl": (8, 15), "phone_eu": (9, 12)}
 # Anchors and lookarounds behave differently on raw JSON than inside one string value.
 _CONTEXT_SENSITIVE: Final = re.compile(r"\^|\$|\\[AZz]|\(\?<|\(\?=|\(\?!")
 
@@ -88,24 +101,27 @@ def _luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _label(match: re.Match[str]) -> str | None:
-    """The placeholder for a candidate match, or None when validation rejects it."""
-    kind = match.lastgroup
-    if kind == "email":
-        return "[EMAIL]"
-    if kind == "ssn":
-        return "[SSN]"
+def _label(match: re.Match[str]) -> tuple[str, int] | None:
+    """The placeholder and end of an accepted candidate, or None when validation rejects it."""
+    kind = match.lastgroup or ""
     found = match.group()
-    if kind == "ip":
-        return None if found.startswith("127.") or found == "0.0.0.0" else "[IP]"
-    digits = _NOT_DIGIT.sub("", found)
-    if kind == "card":
-        return "[CARD]" if 13 <= len(digits) <= 19 and _luhn(digits) else None
-    if kind == "phone_intl":
-        return "[PHONE]" if 8 <= len(digits) <= 15 else None
-    if kind == "phone_eu":
-        return "[PHONE]" if 9 <= len(digits) <= 12 else None
-    return "[PHONE]"  # phone_us: its shape alone fixes ten or eleven digits
+    if kind == "ip" and (found.startswith("127.") or found == "0.0.0.0"):
+        return None
+    bounds = _DIGIT_BOUNDS.get(kind)
+    if bounds is None:
+        return _LABELS[kind], match.end()
+    low, high = bounds
+    end = len(found)
+    while end > 0:
+        digits = _NOT_DIGIT.sub("", found[:end])
+        if len(digits) < low:
+            return None
+        if len(digits) <= high and (kind != "card" or _luhn(digits)):
+            return _LABELS[kind], match.start() + end
+        # the greedy match may have swallowed a following number ("… 1111 5 items"):
+        # retry without its last group before giving up
+        end = max(found.rfind(sep, 0, end) for sep in " -./")
+    return None
 
 
 def _scan(value: str, pattern: re.Pattern[str]) -> str:
@@ -113,15 +129,15 @@ def _scan(value: str, pattern: re.Pattern[str]) -> str:
     last = pos = 0
     search = pattern.search
     while (match := search(value, pos)) is not None:
-        label = _label(match)
-        if label is None:
+        accepted = _label(match)
+        if accepted is None:
             # searching on (not slicing) keeps lookbehinds honest; a later kind or a
             # shorter run starting inside the rejected one still gets its chance
             pos = match.start() + 1
             continue
         parts.append(value[last : match.start()])
-        parts.append(label)
-        last = pos = match.end()
+        parts.append(accepted[0])
+        last = pos = accepted[1]
     if not parts:
         return value
     parts.append(value[last:])

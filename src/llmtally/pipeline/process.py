@@ -68,16 +68,16 @@ class Processor:
             if isinstance(item, Identify):
                 key = (item.actor_type, item.actor_id)
                 stamp = ts(item.at)
-                actors[key] = [
-                    item.actor_type,
-                    item.actor_id,
-                    item.display_name,
-                    item.real_name,
-                    item.timezone,
-                    item.email,
-                    stamp,
-                    stamp,
-                ]
+                known = actors.setdefault(
+                    key, [item.actor_type, item.actor_id, None, None, None, None, stamp, stamp]
+                )
+                for index, value in enumerate(
+                    (item.display_name, item.real_name, item.timezone, item.email), start=2
+                ):
+                    if value is not None:
+                        known[index] = value
+                known[6] = min(known[6], stamp)
+                known[7] = max(known[7], stamp)
                 continue
             row = self.row(item, batch)
             batch.events.append(row)
@@ -111,7 +111,11 @@ class Processor:
                 event[name] = redact.text(text)
         meta = event.get("metadata")
         if meta is not None:
-            event["metadata"] = redact.json_bytes(meta).decode()
+            text = redact.json_bytes(meta).decode()
+            if "\\u0000" in text:
+                # jsonb refuses NUL escapes; U+FFFD keeps the position visible
+                text = text.replace("\\u0000", "\\ufffd")
+            event["metadata"] = text
         if "total_tokens" not in event and (
             "input_tokens" in event or "output_tokens" in event
         ):

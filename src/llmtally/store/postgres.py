@@ -67,6 +67,7 @@ class PostgresStore(Store):
         self._conninfo = driver_conninfo(url)
         self._timeout = timeout
         self._conn: psycopg.Connection[Any] | None = None
+        self._staged = False
 
     def _raw(self) -> psycopg.Connection[Any]:
         conn = self._conn
@@ -75,9 +76,8 @@ class PostgresStore(Store):
                 conn.close()
             self._conn = None
             conn = psycopg.connect(self._conninfo, connect_timeout=self._timeout)
-            conn.execute(_CREATE_STAGE)
-            conn.commit()
             self._conn = conn
+            self._staged = False
         return conn
 
     def ts(self, epoch: float) -> Any:
@@ -91,6 +91,11 @@ class PostgresStore(Store):
 
     def _write(self, batch: Batch) -> WriteResult:
         conn = self._raw()
+        if not self._staged:
+            # after migrations: the stage copies the events table's current shape
+            conn.execute(_CREATE_STAGE)
+            conn.commit()
+            self._staged = True
         try:
             with conn.cursor() as cur:
                 inserted = 0
