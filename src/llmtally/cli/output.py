@@ -1,0 +1,181 @@
+"""Rendering report rows as a Rich table, JSON or CSV: one function every command uses.
+
+JSON is one document, a list of flat objects with the report's snake_case keys and
+numbers as numbers. CSV is a header and one line per row. Tables are for people: money
+with sensible precision, shares as percentages, latencies in milliseconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Final, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from llmtally.query.export import csv_value, iso_utc, json_value
+
+FORMATS: Final = ("table", "json", "csv")
+NONE: Final = "—"
+F = TypeVar("F", bound=Callable[..., Any])
+
+Row = Mapping[str, Any]
+
+
+def output_options(fn: F) -> F:
+    """Give a command ``--format table|json|csv`` (passed as ``fmt``)."""
+    option = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format: a table for people, JSON (a list of objects) or CSV for machines.",
+    )
+    return option(fn)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A Rich console on click's current stdout/stderr; wide when writing to a file or pipe."""
+    stream = click.get_text_stream("stderr" if stderr else "stdout")
+    out = Console(file=stream, stderr=stderr, highlight=False, soft_wrap=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        # a table in a file or a pipe is read later: do not squeeze it to 80 columns
+        out.width = 200
+    return out
+
+
+def format_money(value: float | Decimal | None) -> str:
+    """``$1,234.56`` from $1 up, four significant digits below (``$0.004720``), ``—`` for None."""
+    if value is None:
+        return NONE
+    amount = float(value)
+    if amount == 0:
+        return "$0.00"
+    sign = "-" if amount < 0 else ""
+    amount = abs(amount)
+    if amount >= 1:
+        return f"{sign}${amount:,.2f}"
+    decimals = min(10, max(2, 3 - math.floor(math.log10(amount))))
+    return f"{sign}${amount:.{decimals}f}"
+
+
+def format_ms(value: float | None) -> str:
+    """Latency in ms: one decimal under 100 ms, none above."""
+    if value is None:
+        return NONE
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def format_share(value: float | None) -> str:
+    """A 0–1 fraction as a percentage."""
+    if value is None:
+        return NONE
+    return f"{value * 100:.2f}%" if value < 0.001 and value > 0 else f"{value * 100:.1f}%"
+
+
+def is_money(key: str, money_keys: Collection[str] = ()) -> bool:
+    """Whether a column holds USD."""
+    return key.endswith("_usd") or key in money_keys
+
+
+def _is_share(key: str) -> bool:
+    return key.endswith(("_share", "_rate"))
+
+
+def format_cell(key: str, value: Any, money_keys: Collection[str] = ()) -> str:
+    """One value as shown in a table, chosen by the column's name and the value's type."""
+    if is_money(key, money_keys):
+        return format_money(value)
+    if value is None:
+        return NONE
+    if _is_share(key) and isinstance(value, (int, float)):
+        return format_share(float(value))
+    if key.endswith("_ms") and isinstance(value, (int, float)):
+        return format_ms(float(value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float | Decimal):
+        return f"{float(value):,.2f}" if abs(value) >= 100 else f"{float(value):,.4g}"
+    if isinstance(value, datetime):
+        return iso_utc(value)[:19].replace("T", " ")
+    return str(value)
+
+
+def label(key: str) -> str:
+    """Column header for a key: ``cost_usd`` → ``cost ($)``, ``p95_latency_ms`` → ``p95 latency (ms)``."""
+    for suffix, unit in (("_usd", " ($)"), ("_ms", " (ms)"), ("_per_mtok", " ($/M tok)")):
+        if key.endswith(suffix):
+            return key[: -len(suffix)].replace("_", " ") + unit
+    return key.replace("_", " ")
+
+
+def _keys(rows: Sequence[Row], columns: Sequence[str] | None) -> list[str]:
+    if columns is not None:
+        return list(columns)
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    return list(keys)
+
+
+def _numeric(key: str, rows: Sequence[Row]) -> bool:
+    values = [row.get(key) for row in rows if row.get(key) is not None]
+    return bool(values) and all(
+        isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in values
+    )
+
+
+def render(
+    rows: Sequence[Row],
+    fmt: str,
+    title: str | None = None,
+    money_keys: Collection[str] = (),
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Print ``rows`` as a table, JSON or CSV on stdout; ``columns`` fixes the CSV/table header."""
+    keys = _keys(rows, columns)
+    if fmt == "json":
+        data = [{key: json_value(row.get(key)) for key in keys} for row in rows]
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    if fmt == "csv":
+        out = click.get_text_stream("stdout")
+        writer = csv.writer(out, lineterminator="\n")
+        if keys:
+            writer.writerow(keys)
+        for row in rows:
+            writer.writerow([csv_value(row.get(k)) for k in keys])
+        out.flush()
+        return
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for key in keys:
+        numeric = _numeric(key, rows) or is_money(key, money_keys)
+        table.add_column(label(key), justify="right" if numeric else "left", no_wrap=numeric)
+    for row in rows:
+        table.add_row(*(format_cell(key, row.get(key), money_keys) for key in keys))
+    console().print(table)
+
+
+def render_pairs(
+    row: Row, fmt: str, title: str | None = None, money_keys: Collection[str] = ()
+) -> None:
+    """Print one record: a two-column metric/value table, or like ``render`` for JSON/CSV."""
+    if fmt != "table":
+        render([row], fmt, title, money_keys)
+        return
+    table = Table(title=title, title_justify="left", title_style="bold", show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    for key, value in row.items():
+        table.add_row(label(key), format_cell(key, value, money_keys))
+    console().print(table)

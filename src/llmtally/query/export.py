@@ -1,0 +1,108 @@
+"""Stream events out of the store as CSV or JSON Lines, in constant memory.
+
+Every column of the ``events`` table is written, in table order. Timestamps are
+ISO-8601 UTC with a ``Z`` suffix; ``metadata`` is a JSON object in JSONL and its JSON
+text in CSV; booleans are ``true``/``false`` in CSV and NULL is an empty CSV field.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import IO, Any, Final, Literal
+
+import orjson
+import sqlalchemy as sa
+
+from llmtally.query.reports import Filters
+from llmtally.store.schema import events
+
+COLUMNS: Final = tuple(column.name for column in events.columns)
+_CHUNK: Final = 2_000
+
+
+def iso_utc(value: datetime) -> str:
+    """``2026-11-22T06:17:46.906471Z`` (naive values are taken as UTC, as the store writes them)."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def _condition(filters: Filters | None, kind: str | None) -> sa.ColumnElement[bool]:
+    return (filters or Filters()).where(kind=kind)
+
+
+def count_events(engine: sa.Engine, filters: Filters | None = None, *, kind: str | None = None) -> int:
+    """How many events ``export_events`` would write with the same arguments."""
+    query = sa.select(sa.func.count()).select_from(events).where(_condition(filters, kind))
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def _rows(
+    engine: sa.Engine, filters: Filters | None, kind: str | None
+) -> Iterator[list[sa.Row[Any]]]:
+    query = (
+        sa.select(events)
+        .where(_condition(filters, kind))
+        .order_by(events.c.occurred_at, events.c.event_id)
+    )
+    with engine.connect() as conn:
+        # server-side cursor on PostgreSQL; on SQLite rows are read from the cursor as we go
+        result = conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(query)
+        for chunk in result.partitions(_CHUNK):
+            yield chunk
+
+
+def json_value(value: Any) -> Any:
+    """A column value as it goes into JSON (timestamps as ISO text, Decimals as floats)."""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def csv_value(value: Any) -> Any:
+    """A column value as a CSV field: NULL empty, booleans true/false, JSON values as JSON text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return json_value(value)
+
+
+def export_events(
+    engine: sa.Engine,
+    out: IO[str],
+    fmt: Literal["csv", "jsonl"],
+    filters: Filters | None = None,
+    progress: Callable[[int], None] | None = None,
+    *,
+    kind: str | None = None,
+) -> int:
+    """Write every matching event to ``out`` (oldest first); return how many were written."""
+    if fmt not in ("csv", "jsonl"):
+        raise ValueError(f"fmt must be 'csv' or 'jsonl', got {fmt!r}")
+    written = 0
+    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow(COLUMNS)
+    for chunk in _rows(engine, filters, kind):
+        if writer is not None:
+            writer.writerows([csv_value(v) for v in row] for row in chunk)
+        else:
+            out.write(
+                "".join(
+                    orjson.dumps(dict(zip(COLUMNS, map(json_value, row), strict=True))).decode()
+                    + "\n"
+                    for row in chunk
+                )
+            )
+        written += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return written

@@ -1,0 +1,82 @@
+"""Migrations from a blank database, schema equality with the code, and concurrent start-up."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from dbutil import engine, rows
+
+import llmtally
+from llmtally.store import migrate
+from llmtally.store.base import open_store
+from llmtally.store.schema import metadata
+
+
+def test_blank_database_migrates_to_head_once(db_url: str) -> None:
+    store = open_store(db_url)
+    try:
+        assert [r.applied for r in migrate.status(store.engine)] == [False] * len(
+            migrate.status(store.engine)
+        )
+        applied = store.migrate()
+        assert applied[0] == "0001_initial"
+        assert applied[-1] == migrate.head_revision()
+        assert store.migrate() == []  # already applied: skipped
+        assert all(r.applied for r in migrate.status(store.engine))
+        version = rows(db_url, f"SELECT version_num FROM {migrate.VERSION_TABLE}")
+        assert version == [{"version_num": migrate.head_revision()}]
+    finally:
+        store.close()
+
+
+def test_migrated_schema_equals_the_code(db_url: str) -> None:
+    store = open_store(db_url)
+    store.migrate()
+    store.close()
+    eng = engine(db_url)
+    try:
+        with eng.connect() as conn:
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "version_table": migrate.VERSION_TABLE}
+            )
+            diffs = [d for d in compare_metadata(context, metadata) if not _ignorable(d)]
+    finally:
+        eng.dispose()
+    assert diffs == []
+
+
+def _ignorable(diff: object) -> bool:
+    # the version table is Alembic's, not part of our metadata
+    text = repr(diff)
+    return migrate.VERSION_TABLE in text
+
+
+def _start_and_write(url: str, n: int) -> None:
+    with llmtally.Tally(url, project="race") as tally:
+        for i in range(n):
+            tally.record_call(model="gpt-4o", input_tokens=i)
+        assert tally.flush(30)
+
+
+def test_processes_starting_together_migrate_once(sqlite_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_start_and_write, args=(sqlite_url, 50)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    eng = engine(sqlite_url)
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM events")).scalar() == 200
+    eng.dispose()
+
+
+def test_bad_url_is_a_clear_error() -> None:
+    import pytest
+
+    with pytest.raises(llmtally.UnsupportedDatabaseError, match="mysql"):
+        open_store("mysql://root@localhost/x")
