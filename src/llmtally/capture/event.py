@@ -306,7 +306,7 @@ def to_epoch(value: Any, field: str = "occurred_at") -> float:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return value.timestamp()
+        return float(value.timestamp())
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
     raise InvalidEventError(

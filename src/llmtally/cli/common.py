@@ -27,7 +27,7 @@ from rich.progress import (
 
 from llmtally import config
 from llmtally.cli.output import console
-from llmtally.errors import ConfigError, InvalidEventError, LlmtallyError, QueryError, StoreError
+from llmtally.errors import ConfigError, InvalidEventError, LlmtallyError, QueryError
 from llmtally.query.reports import DIMENSIONS, Filters, Reports
 from llmtally.store.base import Store, open_store
 
@@ -62,7 +62,7 @@ def translate_errors(exc: Exception) -> click.ClickException | None:
         return UsageFailure(f"{name}: {str(exc).split(': ', 1)[-1]}")
     if isinstance(exc, ConfigError | InvalidEventError):
         return UsageFailure(_first_line(exc))
-    if isinstance(exc, StoreError | LlmtallyError):
+    if isinstance(exc, LlmtallyError):  # StoreError, MigrationError…
         return StoreFailure(_first_line(exc))
     if isinstance(exc, sa.exc.SQLAlchemyError):
         # the driver's message; SQLAlchemy's own adds a multi-line background link

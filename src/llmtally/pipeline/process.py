@@ -85,12 +85,12 @@ class Processor:
             if actor_id is not None:
                 key = (item.get("actor_type") or "human", actor_id)
                 stamp = row[1]
-                known = actors.get(key)
-                if known is None:
+                seen = actors.get(key)
+                if seen is None:
                     actors[key] = [key[0], actor_id, None, None, None, None, stamp, stamp]
                 else:
-                    known[6] = min(known[6], stamp)
-                    known[7] = max(known[7], stamp)
+                    seen[6] = min(seen[6], stamp)
+                    seen[7] = max(seen[7], stamp)
         batch.actors = [tuple(values) for values in actors.values()]
         return batch
 

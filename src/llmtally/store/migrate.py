@@ -17,8 +17,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 from llmtally.errors import MigrationError
 
@@ -36,7 +40,7 @@ class Revision:
     applied: bool
 
 
-def _script():  # type: ignore[no-untyped-def]
+def _script() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory(_SCRIPT_LOCATION)
