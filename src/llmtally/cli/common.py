@@ -27,7 +27,13 @@ from rich.progress import (
 
 from llmtally import config
 from llmtally.cli.output import console
-from llmtally.errors import ConfigError, InvalidEventError, LlmtallyError, QueryError
+from llmtally.errors import (
+    ConfigError,
+    InvalidEventError,
+    LlmtallyError,
+    QueryError,
+    UnsupportedDatabaseError,
+)
 from llmtally.query.reports import DIMENSIONS, Filters, Reports
 from llmtally.store.base import Store, open_store
 
@@ -60,7 +66,7 @@ def translate_errors(exc: Exception) -> click.ClickException | None:
     if isinstance(exc, QueryError):
         name = f"--{exc.argument}" if exc.argument in _OPTION_ARGUMENTS else exc.argument
         return UsageFailure(f"{name}: {str(exc).split(': ', 1)[-1]}")
-    if isinstance(exc, ConfigError | InvalidEventError):
+    if isinstance(exc, ConfigError | InvalidEventError | UnsupportedDatabaseError):
         return UsageFailure(_first_line(exc))
     if isinstance(exc, LlmtallyError):  # StoreError, MigrationError…
         return StoreFailure(_first_line(exc))
@@ -71,7 +77,7 @@ def translate_errors(exc: Exception) -> click.ClickException | None:
     return None
 
 
-class Group(click.Group):
+class CliGroup(click.Group):
     """A click group whose commands' llmtally errors become one-line messages."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -135,7 +141,10 @@ def filter_options(fn: F) -> F:
             for name in FILTER_NAMES
         ),
         click.option(
-            "--status", type=click.Choice(["success", "error"]), default=None, help="Only ok or failed calls."
+            "--status",
+            type=click.Choice(["success", "error"]),
+            default=None,
+            help="Only ok or failed calls.",
         ),
     ]
     decorated: Callable[..., Any] = wrapper
@@ -173,7 +182,7 @@ def dimension_choice() -> click.Choice[str]:
     return click.Choice(list(DIMENSIONS))
 
 
-def progress_bar(*, transient: bool = True) -> Progress:
+def progress_bar() -> Progress:
     """A Rich progress bar on stderr (stdout stays clean for data); hidden when not a terminal."""
     err = console(stderr=True)
     return Progress(
@@ -184,6 +193,6 @@ def progress_bar(*, transient: bool = True) -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
-        transient=transient,
+        transient=True,
         disable=not err.is_terminal,
     )

@@ -10,6 +10,7 @@ from typing import IO, Literal, cast
 
 import click
 
+from llmtally.capture.event import KINDS
 from llmtally.cli.common import UsageFailure, db_option, opened_store, progress_bar
 from llmtally.cli.output import console
 from llmtally.query.export import count_events, export_events
@@ -17,7 +18,7 @@ from llmtally.query.reports import Filters
 from llmtally.query.timeparse import parse_duration
 from llmtally.store.maintenance import delete_older_than
 
-_KINDS = ("llm_call", "feedback", "product", "tool_call")
+_KINDS = sorted(KINDS)
 
 
 def _export_format(fmt: str | None, output: str) -> Literal["csv", "jsonl"]:
@@ -30,10 +31,14 @@ def _export_format(fmt: str | None, output: str) -> Literal["csv", "jsonl"]:
 @contextlib.contextmanager
 def _destination(output: str) -> Iterator[IO[str]]:
     if output == "-":
-        yield click.get_text_stream("stdout")
+        yield sys.stdout
         return
-    # newline="" lets the csv module write its own line endings
-    with open(output, "w", encoding="utf-8", newline="") as handle:
+    try:
+        # newline="" lets the csv module write its own line endings
+        handle = open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise click.FileError(output, exc.strerror) from None
+    with handle:
         yield handle
 
 
@@ -45,13 +50,23 @@ def _destination(output: str) -> Iterator[IO[str]]:
     default=None,
     help="csv or jsonl (one JSON object per line); default: from the file name, else csv.",
 )
-@click.option("--days", type=click.FloatRange(min=0, min_open=True), default=None, help="Only the last N days.")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Only the last N days.",
+)
 @click.option("--since", default=None, help="Start: a duration ago (7d, 24h) or an ISO date.")
 @click.option("--until", default=None, help="End (exclusive), same forms.")
 @click.option("--project", default=None, help="Only this project.")
 @click.option("--kind", type=click.Choice(_KINDS), default=None, help="Only this kind of event.")
 @click.option(
-    "--output", "-o", default="-", show_default=True, metavar="FILE", help="File to write; - is stdout."
+    "--output",
+    "-o",
+    default="-",
+    show_default=True,
+    metavar="FILE",
+    help="File to write; - is stdout.",
 )
 @db_option
 def export(
@@ -67,11 +82,13 @@ def export(
     """Export raw events (every column) as CSV or JSON Lines, oldest first."""
     if days is not None and since is not None:
         raise UsageFailure("give --days or --since, not both")
-    filters = Filters.parse(since=f"{days}d" if days is not None else since, until=until, project=project)
+    filters = Filters.parse(
+        since=f"{days}d" if days is not None else since, until=until, project=project
+    )
     chosen = _export_format(fmt, output)
-    with opened_store(db) as store:
+    with _destination(output) as out, opened_store(db) as store:
         total = count_events(store.engine, filters, kind=kind)
-        with progress_bar() as progress, _destination(output) as out:
+        with progress_bar() as progress:
             task = progress.add_task("Exporting", total=total)
             written = export_events(
                 store.engine,
@@ -104,7 +121,9 @@ def cleanup(older_than: str, project: str | None, yes: bool, db: str) -> None:
     scope = f" of project {project!r}" if project else ""
     when = cutoff.strftime("%Y-%m-%d %H:%M UTC")
     if not yes:
-        click.confirm(f"Delete every event{scope} that occurred before {when}?", abort=True, err=True)
+        click.confirm(
+            f"Delete every event{scope} that occurred before {when}?", abort=True, err=True
+        )
     with opened_store(db) as store:
         deleted = delete_older_than(store.engine, cutoff=cutoff, project=project)
     click.echo(f"Deleted {deleted:,} events{scope} older than {older_than} (before {when}).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +20,7 @@ import click
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from llmtally.query.export import csv_value, iso_utc, json_value
 
@@ -44,8 +46,9 @@ def output_options(fn: F) -> F:
 
 def console(*, stderr: bool = False) -> Console:
     """A Rich console on click's current stdout/stderr; wide when writing to a file or pipe."""
-    stream = click.get_text_stream("stderr" if stderr else "stdout")
-    out = Console(file=stream, stderr=stderr, highlight=False, soft_wrap=False)
+    # sys.stdout looked up now: click's test runner swaps it per invocation
+    stream = sys.stderr if stderr else sys.stdout
+    out = Console(file=stream, highlight=False, soft_wrap=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         # a table in a file or a pipe is read later: do not squeeze it to 80 columns
         out.width = 200
@@ -105,14 +108,15 @@ def format_cell(key: str, value: Any, money_keys: Collection[str] = ()) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float | Decimal):
-        return f"{float(value):,.2f}" if abs(value) >= 100 else f"{float(value):,.4g}"
+        number = float(value)
+        return f"{number:,.2f}" if abs(number) >= 100 else f"{number:,.4g}"
     if isinstance(value, datetime):
         return iso_utc(value)[:19].replace("T", " ")
     return str(value)
 
 
 def label(key: str) -> str:
-    """Column header for a key: ``cost_usd`` → ``cost ($)``, ``p95_latency_ms`` → ``p95 latency (ms)``."""
+    """Column header for a key: ``cost_usd`` → ``cost ($)``, ``p50_latency_ms`` → ``… (ms)``."""
     for suffix, unit in (("_usd", " ($)"), ("_ms", " (ms)"), ("_per_mtok", " ($/M tok)")):
         if key.endswith(suffix):
             return key[: -len(suffix)].replace("_", " ") + unit
@@ -149,7 +153,7 @@ def render(
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
         return
     if fmt == "csv":
-        out = click.get_text_stream("stdout")
+        out = sys.stdout
         writer = csv.writer(out, lineterminator="\n")
         if keys:
             writer.writerow(keys)
@@ -157,13 +161,13 @@ def render(
             writer.writerow([csv_value(row.get(k)) for k in keys])
         out.flush()
         return
-    table = Table(title=title, title_justify="left", title_style="bold")
+    table = Table()
     for key in keys:
         numeric = _numeric(key, rows) or is_money(key, money_keys)
         table.add_column(label(key), justify="right" if numeric else "left", no_wrap=numeric)
     for row in rows:
         table.add_row(*(format_cell(key, row.get(key), money_keys) for key in keys))
-    console().print(table)
+    _print_table(table, title)
 
 
 def render_pairs(
@@ -173,9 +177,19 @@ def render_pairs(
     if fmt != "table":
         render([row], fmt, title, money_keys)
         return
-    table = Table(title=title, title_justify="left", title_style="bold", show_header=False)
+    table = Table(show_header=False)
     table.add_column("metric", style="bold")
-    table.add_column("value", justify="right")
+    # numbers line up on the right; a column holding text reads better from the left
+    numeric = all(_numeric(key, [row]) or row.get(key) is None for key in row)
+    table.add_column("value", justify="right" if numeric else "left")
     for key, value in row.items():
         table.add_row(label(key), format_cell(key, value, money_keys))
-    console().print(table)
+    _print_table(table, title)
+
+
+def _print_table(table: Table, title: str | None) -> None:
+    out = console()
+    if title:
+        # above the table rather than in it: a narrow table would wrap a long title
+        out.print(Text(title, style="bold"))
+    out.print(table)

@@ -6,7 +6,7 @@ from typing import Final
 
 import click
 
-from llmtally.cli.common import Group, dimension_choice, opened_reports, report_options
+from llmtally.cli.common import CliGroup, dimension_choice, opened_reports, report_options
 from llmtally.cli.output import output_options, render, render_pairs
 from llmtally.query.export import iso_utc
 from llmtally.query.reports import Filters, Reports
@@ -41,7 +41,9 @@ def describe(filters: Filters) -> str:
     return ", ".join(parts) if parts else "all time"
 
 
-def breakdown_rows(reports: Reports, by: str, filters: Filters, limit: int | None) -> list[dict[str, object]]:
+def breakdown_rows(
+    reports: Reports, by: str, filters: Filters, limit: int | None
+) -> list[dict[str, object]]:
     """Breakdown rows, the top ``limit`` of them.
 
     Sliced here rather than with ``costs_breakdown(limit=…)``: that computes
@@ -73,7 +75,7 @@ def overview(db: str, filters: Filters, fmt: str) -> None:
         show_overview(reports, filters, fmt)
 
 
-@click.group(cls=Group)
+@click.group(cls=CliGroup)
 def costs() -> None:
     """What the calls cost: totals and breakdowns."""
 

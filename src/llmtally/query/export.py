@@ -8,7 +8,7 @@ text in CSV; booleans are ``true``/``false`` in CSV and NULL is an empty CSV fie
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import IO, Any, Final, Literal
@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from llmtally.query.reports import Filters
 from llmtally.store.schema import events
 
-COLUMNS: Final = tuple(column.name for column in events.columns)
+# str(): SQLAlchemy names are a str subclass, which orjson refuses as keys
+COLUMNS: Final = tuple(str(column.name) for column in events.columns)
 _CHUNK: Final = 2_000
 
 
@@ -33,7 +34,9 @@ def _condition(filters: Filters | None, kind: str | None) -> sa.ColumnElement[bo
     return (filters or Filters()).where(kind=kind)
 
 
-def count_events(engine: sa.Engine, filters: Filters | None = None, *, kind: str | None = None) -> int:
+def count_events(
+    engine: sa.Engine, filters: Filters | None = None, *, kind: str | None = None
+) -> int:
     """How many events ``export_events`` would write with the same arguments."""
     query = sa.select(sa.func.count()).select_from(events).where(_condition(filters, kind))
     with engine.connect() as conn:
@@ -42,7 +45,7 @@ def count_events(engine: sa.Engine, filters: Filters | None = None, *, kind: str
 
 def _rows(
     engine: sa.Engine, filters: Filters | None, kind: str | None
-) -> Iterator[list[sa.Row[Any]]]:
+) -> Iterator[Sequence[sa.Row[Any]]]:
     query = (
         sa.select(events)
         .where(_condition(filters, kind))
@@ -51,8 +54,7 @@ def _rows(
     with engine.connect() as conn:
         # server-side cursor on PostgreSQL; on SQLite rows are read from the cursor as we go
         result = conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(query)
-        for chunk in result.partitions(_CHUNK):
-            yield chunk
+        yield from result.partitions(_CHUNK)
 
 
 def json_value(value: Any) -> Any:

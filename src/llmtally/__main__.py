@@ -1,0 +1,5 @@
+"""``python -m llmtally`` runs the CLI."""
+
+from llmtally.cli.main import main
+
+main()

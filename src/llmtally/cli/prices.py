@@ -1,0 +1,219 @@
+"""``prices list|show|recompute``: the price table llmtally bills with, and re-pricing.
+
+Prices come from genai-prices' bundled data (never fetched at run time) and the
+``[custom_pricing]`` table of the config file (``LLMTALLY_CONFIG``), which wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import click
+import sqlalchemy as sa
+
+from llmtally.cli.common import CliGroup, db_option, opened_store, progress_bar, settings
+from llmtally.cli.output import console, output_options, render, render_pairs
+from llmtally.query.timeparse import parse_time
+from llmtally.store.schema import events, models
+
+PRICE_KEYS: Final = (
+    "input_per_mtok",
+    "output_per_mtok",
+    "cache_read_per_mtok",
+    "cache_write_per_mtok",
+)
+_MTOK_ATTRS: Final = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+_LIST_COLUMNS: Final = ("provider", "model", "name", *PRICE_KEYS, "source")
+
+
+def custom_pricing() -> Mapping[str, Any] | None:
+    """The config file's ``[custom_pricing]`` table, if any."""
+    value: Mapping[str, Any] | None = settings().get("custom_pricing")
+    return value  # validated by PriceBook / parse_custom_pricing, naming the bad key
+
+
+def _per_mtok(value: Any) -> float | None:
+    base = getattr(value, "base", value)  # tiered prices: the price below the first tier
+    return float(base) if isinstance(base, Decimal | int | float) else None
+
+
+def _genai_rows(now: datetime) -> list[dict[str, Any]]:
+    from genai_prices.data_snapshot import get_snapshot
+
+    rows = []
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            price = model.get_prices(now)
+            row: dict[str, Any] = {"provider": provider.id, "model": model.id, "name": model.name}
+            for key, attr in zip(PRICE_KEYS, _MTOK_ATTRS, strict=True):
+                row[key] = _per_mtok(getattr(price, attr, None))
+            row["source"] = "genai-prices"
+            rows.append(row)
+    return rows
+
+
+def _custom_rows(now: datetime) -> list[dict[str, Any]]:
+    from llmtally.capture.pricing import parse_custom_pricing
+
+    rows = []
+    for key, history in parse_custom_pricing(custom_pricing()).items():
+        in_force = [p for p in history if p.effective_from is None or p.effective_from <= now]
+        price = in_force[-1] if in_force else history[0]
+        provider, _, model = key.rpartition("/")
+        rows.append(
+            {
+                "provider": provider or None,
+                "model": model,
+                "name": None,
+                "input_per_mtok": price.input,
+                "output_per_mtok": price.output,
+                "cache_read_per_mtok": price.cache_read,
+                "cache_write_per_mtok": price.cache_write,
+                "source": "custom",
+            }
+        )
+    return rows
+
+
+@click.group(cls=CliGroup)
+def prices() -> None:
+    """Model prices: list them, show one, re-price stored calls."""
+
+
+@prices.command("list")
+@click.option(
+    "--provider", default=None, help="Only this provider id (openai, anthropic, google…)."
+)
+@click.option(
+    "--search", default=None, metavar="TEXT", help="Only models whose id or name contains TEXT."
+)
+@output_options
+def prices_list(provider: str | None, search: str | None, fmt: str) -> None:
+    """Known models with their prices in USD per million tokens (custom prices first)."""
+    now = datetime.now(UTC)
+    rows = _custom_rows(now) + _genai_rows(now)
+    if provider:
+        rows = [r for r in rows if (r["provider"] or "").lower() == provider.strip().lower()]
+    if search:
+        needle = search.strip().lower()
+        rows = [
+            r for r in rows if needle in r["model"].lower() or needle in (r["name"] or "").lower()
+        ]
+    render(
+        rows,
+        fmt,
+        title=f"Prices ({len(rows):,} models)",
+        money_keys=PRICE_KEYS,
+        columns=_LIST_COLUMNS,
+    )
+
+
+def _genai_price_text(info_provider: str | None, matched: str | None, now: datetime) -> str | None:
+    if info_provider is None or matched is None:
+        return None
+    from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
+
+    provider = find_provider_by_id(get_snapshot().providers, info_provider)
+    model = next((m for m in provider.models if m.id == matched), None) if provider else None
+    return None if model is None else str(model.get_prices(now))
+
+
+def _registry(db: str, provider: str | None, model: str) -> dict[str, Any]:
+    # TODO(query): belongs in the query layer (a Reports.models() report); no such method yet
+    query = sa.select(models).where(models.c.model == model)
+    if provider is not None:
+        query = query.where(models.c.provider == provider)
+    row = None
+    # no migration here: showing a price should not create or upgrade a database
+    with opened_store(db, migrate=False) as store, store.engine.connect() as conn:
+        if sa.inspect(conn).has_table("models"):
+            row = conn.execute(query.order_by(models.c.first_seen)).first()
+    return {
+        "in_registry": row is not None,
+        "registry_provider": (row.provider or None) if row is not None else None,
+        "registry_placeholder": bool(row.is_placeholder) if row is not None else None,
+        "first_seen": row.first_seen if row is not None else None,
+        "last_seen": row.last_seen if row is not None else None,
+    }
+
+
+@prices.command("show")
+@click.argument("model")
+@click.option("--provider", default=None, help="Provider id, when the model name is ambiguous.")
+@db_option
+@output_options
+def prices_show(model: str, provider: str | None, db: str, fmt: str) -> None:
+    """The price MODEL is billed at now, where it comes from, and whether calls used it."""
+    from llmtally.capture.pricing import PriceBook
+
+    now = datetime.now(UTC)
+    info = PriceBook(custom_pricing=custom_pricing()).info(provider, model, now.timestamp())
+    row: dict[str, Any] = {
+        "model": model,
+        "provider": info.provider,
+        "source": info.source,
+        "matched_model": info.matched_model,
+        "input_per_mtok": info.input_per_mtok,
+        "output_per_mtok": info.output_per_mtok,
+        "cache_read_per_mtok": info.cache_read_per_mtok,
+        "cache_write_per_mtok": info.cache_write_per_mtok,
+        "genai_prices": _genai_price_text(info.provider, info.matched_model, now)
+        if info.source == "genai-prices"
+        else None,
+    }
+    row.update(_registry(db, provider, model))
+    render_pairs(row, fmt, title=f"Price of {model}", money_keys=PRICE_KEYS)
+
+
+def _count_to_reprice(
+    engine: sa.Engine, since: datetime | None, until: datetime | None, only_missing: bool
+) -> int:
+    # mirrors recompute_costs' selection, for the progress bar's total
+    c = events.c
+    condition = (c.kind == "llm_call") & c.model.is_not(None)
+    if since is not None:
+        condition &= c.occurred_at >= since
+    if until is not None:
+        condition &= c.occurred_at < until
+    if only_missing:
+        condition &= c.cost_usd.is_(None)
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).where(condition)).scalar_one())
+
+
+@prices.command("recompute")
+@click.option("--since", default="30d", show_default=True, help="Only calls since (7d, ISO date…).")
+@click.option("--until", default=None, help="Only calls before this.")
+@click.option(
+    "--all",
+    "reprice_all",
+    is_flag=True,
+    help="Re-price every call, not only those without a cost (e.g. after a price change).",
+)
+@db_option
+def prices_recompute(since: str, until: str | None, reprice_all: bool, db: str) -> None:
+    """Re-price stored calls with current price data and the config's custom prices."""
+    from llmtally.capture.pricing import PriceBook
+    from llmtally.store.maintenance import recompute_costs
+
+    now = datetime.now(UTC)
+    start = parse_time(since, "since", now=now)
+    end = parse_time(until, "until", now=now)
+    book = PriceBook(custom_pricing=custom_pricing())
+    with opened_store(db) as store:
+        total = _count_to_reprice(store.engine, start, end, not reprice_all)
+        with progress_bar() as progress:
+            task = progress.add_task("Re-pricing", total=total)
+            changed = recompute_costs(
+                store.engine,
+                book,
+                since=start,
+                until=end,
+                only_missing=not reprice_all,
+                progress=lambda n: progress.advance(task, n),
+            )
+    what = "calls" if reprice_all else "calls without a cost"
+    console().print(f"Examined {total:,} {what}; {changed:,} got a new cost.")
