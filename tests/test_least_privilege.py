@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pgserver
 import pytest
 
 import llmtally
+import pgserver
 from llmtally.store.base import open_store
 from llmtally.store.maintenance import delete_older_than
 
@@ -31,8 +31,9 @@ def app_url(pg_admin_url: str, pg_url: str) -> Iterator[str]:
 def test_runtime_role_records_reads_and_cleans_up(app_url: str) -> None:
     old = datetime.now(UTC) - timedelta(days=400)
     with llmtally.Tally(app_url, project="lp") as tally:
-        call_id = tally.record_call(model="gpt-4o", provider="openai", input_tokens=100,
-                                    output_tokens=10, actor="U1")
+        call_id = tally.record_call(
+            model="gpt-4o", provider="openai", input_tokens=100, output_tokens=10, actor="U1"
+        )
         tally.record_call(model="gpt-4o", provider="openai", input_tokens=1, occurred_at=old)
         tally.record_feedback(call_id, rating="up")
         tally.identify("U1", real_name="Test User")

@@ -7,9 +7,9 @@ import multiprocessing
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from dbutil import engine, rows
 
 import llmtally
+from dbutil import engine, rows
 from llmtally.store import migrate
 from llmtally.store.base import open_store
 from llmtally.store.schema import metadata

@@ -11,18 +11,23 @@ import textwrap
 import time
 from datetime import UTC, datetime, timedelta
 
-import pgserver
 import pytest
-from dbutil import count
 
 import llmtally
+import pgserver
+from dbutil import count
 
 
 def _writer_process(url: str, worker: int, n: int) -> None:
     tally = llmtally.Tally(url, project="multi", batch_size=200, flush_interval=0.05)
     for i in range(n):
-        tally.record_call(model="gpt-4o-mini", provider="openai", input_tokens=i,
-                          output_tokens=1, feature=f"w{worker}")
+        tally.record_call(
+            model="gpt-4o-mini",
+            provider="openai",
+            input_tokens=i,
+            output_tokens=1,
+            feature=f"w{worker}",
+        )
     assert tally.close(timeout=60)
 
 

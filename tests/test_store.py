@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from dbutil import count, rows
 from genai_prices import Usage, calc_price
 
 import llmtally
+from dbutil import count, rows
 
 WHEN = datetime(2026, 10, 3, 14, 15, 16, 123456, tzinfo=UTC)
 
@@ -79,10 +79,17 @@ def test_every_field_round_trips(db_url: str) -> None:
 def test_feedback_product_and_tool_events_round_trip(db_url: str) -> None:
     with llmtally.Tally(db_url, project="bot-1") as tally:
         call_id = tally.record_call(model="gpt-4o-mini", input_tokens=5, output_tokens=2)
-        tally.record_feedback(call_id, rating="down", regenerated=True, edited=False, actor="U9",
-                              comment="wrong answer")
-        tally.record_event("new_conversation", actor="U9", properties={"message_length": 42},
-                           session_id="s-9")
+        tally.record_feedback(
+            call_id,
+            rating="down",
+            regenerated=True,
+            edited=False,
+            actor="U9",
+            comment="wrong answer",
+        )
+        tally.record_event(
+            "new_conversation", actor="U9", properties={"message_length": 42}, session_id="s-9"
+        )
         tally.record_tool_call("search_docs", status="success", latency_ms=20.0, trace_id="t")
         assert tally.flush(10)
     by_kind = {row["kind"]: row for row in rows(db_url)}
@@ -143,19 +150,30 @@ def test_bad_events_in_a_batch_are_rejected_alone(db_url: str) -> None:
 
 def test_costs_are_priced_on_write(db_url: str) -> None:
     with llmtally.Tally(db_url) as tally:
-        tally.record_call(model="gpt-4o", provider="openai", occurred_at=WHEN,
-                          input_tokens=2000, cache_read_tokens=1024, output_tokens=100)
-        tally.record_call(model="mystery-model-9000", provider="acme", input_tokens=10,
-                          output_tokens=10)
-        tally.record_call(model="gpt-4o", provider="openai", status="error",
-                          error_type="APITimeoutError")
+        tally.record_call(
+            model="gpt-4o",
+            provider="openai",
+            occurred_at=WHEN,
+            input_tokens=2000,
+            cache_read_tokens=1024,
+            output_tokens=100,
+        )
+        tally.record_call(
+            model="mystery-model-9000", provider="acme", input_tokens=10, output_tokens=10
+        )
+        tally.record_call(
+            model="gpt-4o", provider="openai", status="error", error_type="APITimeoutError"
+        )
         tally.record_call(model="gpt-4o", provider="openai")
         assert tally.flush(10)
     got = {(r["model"], r["status"], r["input_tokens"]): r["cost_usd"] for r in rows(db_url)}
     expected = float(
-        calc_price(Usage(input_tokens=2000, cache_read_tokens=1024, output_tokens=100),
-                   model_ref="gpt-4o", provider_id="openai", genai_request_timestamp=WHEN
-                   ).total_price
+        calc_price(
+            Usage(input_tokens=2000, cache_read_tokens=1024, output_tokens=100),
+            model_ref="gpt-4o",
+            provider_id="openai",
+            genai_request_timestamp=WHEN,
+        ).total_price
     )
     assert got[("gpt-4o", "success", 2000)] == pytest.approx(expected, rel=1e-12)
     assert got[("mystery-model-9000", "success", 10)] is None  # unknown: null, never 0
@@ -184,8 +202,7 @@ def test_actors_are_upserted_and_enriched(db_url: str) -> None:
     with llmtally.Tally(db_url) as tally:
         tally.record_call(model="gpt-4o", actor="U1", occurred_at=WHEN)
         tally.record_call(model="gpt-4o", actor="U1", occurred_at=WHEN + timedelta(hours=2))
-        tally.record_call(model="gpt-4o", actor="deploy-bot", actor_type="agent",
-                          occurred_at=WHEN)
+        tally.record_call(model="gpt-4o", actor="deploy-bot", actor_type="agent", occurred_at=WHEN)
         tally.identify("U1", real_name="Ada Example", timezone="Europe/Paris")
         assert tally.flush(10)
         tally.identify("U1", display_name="ada")  # None fields keep earlier values
@@ -203,15 +220,17 @@ def test_pii_is_redacted_and_content_only_stored_when_enabled(db_url: str) -> No
     with llmtally.Tally(db_url) as tally:
         with pytest.raises(ConnectionError), tally.track(model="gpt-4o", provider="openai"):
             raise ConnectionError("refused for jane.doe@example.com, call +1 415 555 0132")
-        tally.record_call(model="gpt-4o", metadata={"contact": "jane.doe@example.com", "n": 5},
-                          prompt="my card is 4111 1111 1111 1111")
+        tally.record_call(
+            model="gpt-4o",
+            metadata={"contact": "jane.doe@example.com", "n": 5},
+            prompt="my card is 4111 1111 1111 1111",
+        )
         assert tally.flush(10)
     text = json.dumps(rows(db_url), default=str)
     assert "jane.doe@example.com" not in text and "4111" not in text and "555" not in text
     assert "[EMAIL]" in text
     with llmtally.Tally(db_url, capture_content=True, project="c") as tally:
-        tally.record_call(model="gpt-4o", prompt="summarize for bob@example.org",
-                          completion="done")
+        tally.record_call(model="gpt-4o", prompt="summarize for bob@example.org", completion="done")
         assert tally.flush(10)
     (row,) = rows(db_url, "SELECT * FROM events WHERE project = 'c'")
     assert row["input_text"] == "summarize for [EMAIL]" and row["output_text"] == "done"

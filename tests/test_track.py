@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 import pytest
-from dbutil import rows
 
 import llmtally
+from dbutil import rows
 
 OPENAI_CHAT = {
     "model": "gpt-4o-2024-08-06",
@@ -61,16 +61,41 @@ def only(url: str, where: str = "1=1") -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("response", "expected"),
     [
-        (OPENAI_CHAT, {"input_tokens": 2000, "output_tokens": 300, "cache_read_tokens": 1024,
-                       "reasoning_tokens": 200, "total_tokens": 2300, "finish_reason": "stop",
-                       "model_version": "gpt-4o-2024-08-06"}),
+        (
+            OPENAI_CHAT,
+            {
+                "input_tokens": 2000,
+                "output_tokens": 300,
+                "cache_read_tokens": 1024,
+                "reasoning_tokens": 200,
+                "total_tokens": 2300,
+                "finish_reason": "stop",
+                "model_version": "gpt-4o-2024-08-06",
+            },
+        ),
         # Anthropic input excludes cache: normalized input = 3000 + 6000 + 1000
-        (ANTHROPIC, {"input_tokens": 10000, "output_tokens": 500, "cache_read_tokens": 6000,
-                     "cache_write_tokens": 1000, "cache_write_1h_tokens": 400,
-                     "finish_reason": "end_turn"}),
+        (
+            ANTHROPIC,
+            {
+                "input_tokens": 10000,
+                "output_tokens": 500,
+                "cache_read_tokens": 6000,
+                "cache_write_tokens": 1000,
+                "cache_write_1h_tokens": 400,
+                "finish_reason": "end_turn",
+            },
+        ),
         # Gemini output excludes thoughts: normalized output = 100 + 50
-        (GEMINI, {"input_tokens": 1000, "output_tokens": 150, "cache_read_tokens": 400,
-                  "reasoning_tokens": 50, "finish_reason": "stop"}),
+        (
+            GEMINI,
+            {
+                "input_tokens": 1000,
+                "output_tokens": 150,
+                "cache_read_tokens": 400,
+                "reasoning_tokens": 50,
+                "finish_reason": "stop",
+            },
+        ),
     ],
     ids=["openai", "anthropic", "gemini"],
 )
@@ -147,8 +172,13 @@ def test_async_context_manager_and_decorator(tally: llmtally.Tally, sqlite_url: 
     asyncio.run(main())
     assert tally.flush(10)
     features = [r["feature"] for r in rows(sqlite_url)]
-    assert sorted(features) == ["async-cm", "async-decorated", "async-decorated",
-                                "async-decorated", "async-error"]
+    assert sorted(features) == [
+        "async-cm",
+        "async-decorated",
+        "async-decorated",
+        "async-decorated",
+        "async-error",
+    ]
     assert only(sqlite_url, "feature = 'async-error'")["status"] == "error"
 
 

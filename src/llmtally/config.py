@@ -73,7 +73,9 @@ def load_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def from_env(environ: Mapping[str, str] | None = None, *, default_database: bool = False) -> dict[str, Any]:
+def from_env(
+    environ: Mapping[str, str] | None = None, *, default_database: bool = False
+) -> dict[str, Any]:
     """Keyword arguments for ``Tally`` from the config file and environment variables."""
     env = os.environ if environ is None else environ
     settings: dict[str, Any] = {}
@@ -87,7 +89,9 @@ def from_env(environ: Mapping[str, str] | None = None, *, default_database: bool
         try:
             settings["retention_days"] = int(env[RETENTION_DAYS])
         except ValueError:
-            raise ConfigError(RETENTION_DAYS, f"must be a whole number, got {env[RETENTION_DAYS]!r}") from None
+            raise ConfigError(
+                RETENTION_DAYS, f"must be a whole number, got {env[RETENTION_DAYS]!r}"
+            ) from None
     if env.get(CAPTURE_CONTENT):
         settings["capture_content"] = _flag(CAPTURE_CONTENT, env[CAPTURE_CONTENT])
     if env.get(REDACT_PII):

@@ -5,10 +5,10 @@ The tree::
     LlmtallyError                      base of everything llmtally raises on purpose
     ├── InvalidEventError (ValueError)  a field of an event is missing, mistyped or out of range
     ├── ConfigError (ValueError)        a constructor argument or configuration value is wrong
-    ├── QueryError (ValueError)         a report was asked for with bad arguments (bad --since, unknown dimension…)
+    ├── QueryError (ValueError)         bad report arguments (a bad --since, an unknown dimension…)
     └── StoreError                      the database could not be opened, migrated, read or written
         ├── UnsupportedDatabaseError    the URL names an engine llmtally does not support
-        └── MigrationError              a schema migration failed (the database is left at the last good one)
+        └── MigrationError              a migration failed (the database stays at the last good one)
 
 Only ``InvalidEventError`` and ``ConfigError`` ever reach application code from the
 capture API (bad input is a programming error and must be visible); store failures on

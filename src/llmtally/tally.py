@@ -69,8 +69,12 @@ class Tally:
         for name, value in (("queue_size", queue_size), ("batch_size", batch_size)):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(name, f"must be a positive integer, got {value!r}")
-        if retention_days is not None and (not isinstance(retention_days, int) or retention_days < 1):
-            raise ConfigError("retention_days", f"must be a positive integer, got {retention_days!r}")
+        if retention_days is not None and (
+            not isinstance(retention_days, int) or retention_days < 1
+        ):
+            raise ConfigError(
+                "retention_days", f"must be a positive integer, got {retention_days!r}"
+            )
         self.project = project
         self.database_url = database_url
         self.enabled = database_url is not None
@@ -99,7 +103,7 @@ class Tally:
     # -- capture API -------------------------------------------------------------------
 
     def record_call(self, **fields: Unpack[CallFields]) -> str:
-        """Record one finished LLM call; returns its event id. ``actor=`` is an alias of ``actor_id``."""
+        """Record one finished LLM call; return its id (``actor=`` aliases ``actor_id``)."""
         return self._record(dict(fields), "llm_call")
 
     def record_tool_call(self, name: str, **fields: Any) -> str:
@@ -120,8 +124,12 @@ class Tally:
     ) -> str:
         """Record user feedback on a call (``call_id`` from ``track``/``record_call``)."""
         fields.update(
-            parent_id=call_id, rating=rating, regenerated=regenerated, edited=edited,
-            comment=comment, actor=actor,
+            parent_id=call_id,
+            rating=rating,
+            regenerated=regenerated,
+            edited=edited,
+            comment=comment,
+            actor=actor,
         )
         return self._record(fields, "feedback")
 
@@ -168,7 +176,7 @@ class Tally:
         timezone: str | None = None,
         email: str | None = None,
     ) -> None:
-        """Enrich an actor (upserted by ``(actor_type, actor_id)``); fields left None keep their value."""
+        """Enrich an actor, upserted by ``(actor_type, actor_id)``; None keeps the stored value."""
         checked: dict[str, Any] = {}
         validate_fields({"actor_id": actor_id, "actor_type": actor_type}, checked)
         for name, value in (
@@ -181,7 +189,9 @@ class Tally:
                 raise InvalidEventError(name, "must be a string of at most 320 characters")
         if self._writer is not None:
             self._writer.put(
-                Identify(actor_type, actor_id, display_name, real_name, timezone, email, time.time())
+                Identify(
+                    actor_type, actor_id, display_name, real_name, timezone, email, time.time()
+                )
             )
 
     def track(self, **fields: Any) -> Call:

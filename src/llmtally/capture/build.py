@@ -21,7 +21,9 @@ from llmtally.capture.ids import new_event_id
 from llmtally.errors import InvalidEventError
 
 # fields the pipeline sets itself; callers cannot override them
-_INTERNAL = frozenset({"schema_version", "input_text", "output_text", "prompt_hash", "prompt_length"})
+_INTERNAL = frozenset(
+    {"schema_version", "input_text", "output_text", "prompt_hash", "prompt_length"}
+)
 # keys that carry raw text to the writer, where it is hashed (and stored only when enabled)
 PROMPT_KEY = "_prompt"
 COMPLETION_KEY = "_completion"
@@ -94,7 +96,8 @@ def build_from_mapping(raw: Mapping[str, Any], *, project: str) -> dict[str, Any
     version = fields.pop("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
         raise InvalidEventError(
-            "schema_version", f"{version!r} is not supported (this llmtally writes {SCHEMA_VERSION})"
+            "schema_version",
+            f"{version!r} is not supported (this llmtally writes {SCHEMA_VERSION})",
         )
     return build(fields, kind=kind, project=project, require_model=kind == "llm_call")
 

@@ -94,7 +94,9 @@ _SPECS: Final = (
     FieldSpec("output_tokens", "int", "all generated tokens including reasoning"),
     FieldSpec("cache_read_tokens", "int", "prompt tokens read from cache (part of input)"),
     FieldSpec("cache_write_tokens", "int", "prompt tokens written to cache (part of input)"),
-    FieldSpec("cache_write_1h_tokens", "int", "cache writes with a 1-hour TTL (part of cache_write)"),
+    FieldSpec(
+        "cache_write_1h_tokens", "int", "cache writes with a 1-hour TTL (part of cache_write)"
+    ),
     FieldSpec("reasoning_tokens", "int", "reasoning/thinking tokens (part of output)"),
     FieldSpec("total_tokens", "int", "input + output unless given"),
     FieldSpec("latency_ms", "float", "wall-clock duration in milliseconds"),
@@ -113,8 +115,12 @@ _SPECS: Final = (
     FieldSpec("comment", "text", "feedback comment (PII-redacted)", max_len=4000),
     FieldSpec("prompt_hash", "str", "sha256 of the prompt text", max_len=64),
     FieldSpec("prompt_length", "int", "prompt length in characters"),
-    FieldSpec("input_text", "text", "raw prompt (only with capture_content=True)", max_len=MAX_TEXT),
-    FieldSpec("output_text", "text", "raw completion (only with capture_content=True)", max_len=MAX_TEXT),
+    FieldSpec(
+        "input_text", "text", "raw prompt (only with capture_content=True)", max_len=MAX_TEXT
+    ),
+    FieldSpec(
+        "output_text", "text", "raw completion (only with capture_content=True)", max_len=MAX_TEXT
+    ),
     FieldSpec("schema_version", "int", "event schema version"),
     FieldSpec("metadata", "json", "JSON object of extra attributes (strings PII-redacted)"),
 )
@@ -315,7 +321,7 @@ def to_epoch(value: Any, field: str = "occurred_at") -> float:
 
 
 def validate_fields(fields: Mapping[str, Any], out: dict[str, Any]) -> dict[str, Any]:
-    """Validate ``fields`` into ``out`` (None values skipped); raise InvalidEventError on the first bad one."""
+    """Validate ``fields`` into ``out`` (None skipped); the first bad one raises."""
     validators = _VALIDATORS
     for name, value in fields.items():
         if value is None:

@@ -159,7 +159,7 @@ class Call:
 def _maybe_record(call: Call, result: Any) -> None:
     if result is None:
         return
-    if any(
-        getattr(result, name, None) is not None for name in ("usage", "usage_metadata")
-    ) or (isinstance(result, dict) and ("usage" in result or "usageMetadata" in result)):
+    if any(getattr(result, name, None) is not None for name in ("usage", "usage_metadata")) or (
+        isinstance(result, dict) and ("usage" in result or "usageMetadata" in result)
+    ):
         call.record_response(result)

@@ -111,7 +111,9 @@ def from_response(response: Any) -> dict[str, Any]:
         fields["model"] = _get(response, "model_version", "modelVersion")
         candidates = _get(response, "candidates") or []
         if candidates:
-            fields["finish_reason"] = _enum_text(_get(candidates[0], "finish_reason", "finishReason"))
+            fields["finish_reason"] = _enum_text(
+                _get(candidates[0], "finish_reason", "finishReason")
+            )
         return _clean(fields)
     usage = _get(response, "usage")
     model = _get(response, "model")

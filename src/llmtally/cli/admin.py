@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
-import sqlalchemy as sa
 
 from llmtally.cli.common import CliGroup, db_option, opened_store
 from llmtally.cli.output import console, output_options, render, render_pairs
+from llmtally.query import catalog
 from llmtally.store import migrate
-from llmtally.store.schema import events, models
 
 
 @click.group("db", cls=CliGroup)
@@ -45,66 +42,14 @@ def db_status(db: str, fmt: str) -> None:
     render(rows, fmt, title="Schema migrations", columns=("revision", "description", "applied"))
 
 
-def _facts(engine: sa.Engine) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    # TODO(query): a Reports.status()/models() report should own these queries
-    with engine.connect() as conn:
-        current = migrate.current_revision(conn)
-        head = migrate.head_revision()
-        facts: dict[str, Any] = {
-            "schema_revision": current,
-            "head_revision": head,
-            "up_to_date": current == head,
-            "events": None,
-            "llm_calls": None,
-            "unpriced_calls": None,
-            "first_event_at": None,
-            "last_event_at": None,
-        }
-        placeholders: list[dict[str, Any]] = []
-        if current is None:
-            return facts, placeholders
-        c = events.c
-        is_call = c.kind == "llm_call"
-        row = conn.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.sum(sa.case((is_call, 1), else_=0)),
-                sa.func.sum(sa.case((is_call & c.cost_usd.is_(None), 1), else_=0)),
-                sa.func.min(c.occurred_at),
-                sa.func.max(c.occurred_at),
-            )
-        ).one()
-        facts.update(
-            events=int(row[0]),
-            llm_calls=int(row[1] or 0),
-            unpriced_calls=int(row[2] or 0),
-            first_event_at=row[3],
-            last_event_at=row[4],
-        )
-        m = models.c
-        for found in conn.execute(
-            sa.select(m.provider, m.model, m.first_seen, m.last_seen)
-            .where(m.is_placeholder.is_(True))
-            .order_by(m.model, m.provider)
-        ):
-            placeholders.append(
-                {
-                    "provider": found.provider or None,
-                    "model": found.model,
-                    "first_seen": found.first_seen,
-                    "last_seen": found.last_seen,
-                }
-            )
-    return facts, placeholders
-
-
 @click.command()
 @db_option
 @output_options
 def status(db: str, fmt: str) -> None:
     """Database, schema revision, event counts and models without a known price."""
     with opened_store(db, migrate=False) as store:
-        facts, placeholders = _facts(store.engine)
+        facts = catalog.database_status(store.engine)
+        placeholders = catalog.unpriced_models(store.engine) if facts["schema_revision"] else []
         row = {"database_url": store.safe_url, **facts}
     row["unpriced_models"] = ", ".join(p["model"] for p in placeholders) or None
     if fmt != "table":

@@ -12,12 +12,11 @@ from decimal import Decimal
 from typing import Any, Final
 
 import click
-import sqlalchemy as sa
 
 from llmtally.cli.common import CliGroup, db_option, opened_store, progress_bar, settings
 from llmtally.cli.output import console, output_options, render, render_pairs
+from llmtally.query import catalog
 from llmtally.query.timeparse import parse_time
-from llmtally.store.schema import events, models
 
 PRICE_KEYS: Final = (
     "input_per_mtok",
@@ -122,21 +121,15 @@ def _genai_price_text(info_provider: str | None, matched: str | None, now: datet
 
 
 def _registry(db: str, provider: str | None, model: str) -> dict[str, Any]:
-    # TODO(query): belongs in the query layer (a Reports.models() report); no such method yet
-    query = sa.select(models).where(models.c.model == model)
-    if provider is not None:
-        query = query.where(models.c.provider == provider)
-    row = None
     # no migration here: showing a price should not create or upgrade a database
-    with opened_store(db, migrate=False) as store, store.engine.connect() as conn:
-        if sa.inspect(conn).has_table("models"):
-            row = conn.execute(query.order_by(models.c.first_seen)).first()
+    with opened_store(db, migrate=False) as store:
+        entry = catalog.registry_entry(store.engine, model, provider)
     return {
-        "in_registry": row is not None,
-        "registry_provider": (row.provider or None) if row is not None else None,
-        "registry_placeholder": bool(row.is_placeholder) if row is not None else None,
-        "first_seen": row.first_seen if row is not None else None,
-        "last_seen": row.last_seen if row is not None else None,
+        "in_registry": entry is not None,
+        "registry_provider": entry["provider"] if entry else None,
+        "registry_placeholder": entry["is_placeholder"] if entry else None,
+        "first_seen": entry["first_seen"] if entry else None,
+        "last_seen": entry["last_seen"] if entry else None,
     }
 
 
@@ -168,22 +161,6 @@ def prices_show(model: str, provider: str | None, db: str, fmt: str) -> None:
     render_pairs(row, fmt, title=f"Price of {model}", money_keys=PRICE_KEYS)
 
 
-def _count_to_reprice(
-    engine: sa.Engine, since: datetime | None, until: datetime | None, only_missing: bool
-) -> int:
-    # mirrors recompute_costs' selection, for the progress bar's total
-    c = events.c
-    condition = (c.kind == "llm_call") & c.model.is_not(None)
-    if since is not None:
-        condition &= c.occurred_at >= since
-    if until is not None:
-        condition &= c.occurred_at < until
-    if only_missing:
-        condition &= c.cost_usd.is_(None)
-    with engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).where(condition)).scalar_one())
-
-
 @prices.command("recompute")
 @click.option("--since", default="30d", show_default=True, help="Only calls since (7d, ISO date…).")
 @click.option("--until", default=None, help="Only calls before this.")
@@ -197,14 +174,14 @@ def _count_to_reprice(
 def prices_recompute(since: str, until: str | None, reprice_all: bool, db: str) -> None:
     """Re-price stored calls with current price data and the config's custom prices."""
     from llmtally.capture.pricing import PriceBook
-    from llmtally.store.maintenance import recompute_costs
+    from llmtally.store.maintenance import count_to_reprice, recompute_costs
 
     now = datetime.now(UTC)
     start = parse_time(since, "since", now=now)
     end = parse_time(until, "until", now=now)
     book = PriceBook(custom_pricing=custom_pricing())
     with opened_store(db) as store:
-        total = _count_to_reprice(store.engine, start, end, not reprice_all)
+        total = count_to_reprice(store.engine, since=start, until=end, only_missing=not reprice_all)
         with progress_bar() as progress:
             task = progress.add_task("Re-pricing", total=total)
             changed = recompute_costs(

@@ -9,6 +9,7 @@ model whose price is unknown.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from llmtally.store.base import Batch
 
 log = logging.getLogger("llmtally")
 
+_REREGISTER = 3600.0
 _TEXT_LIMITS = {name: spec.max_len for name, spec in FIELDS.items() if spec.column == "text"}
 
 
@@ -52,12 +54,8 @@ class Processor:
         self._redact = redactor
         self._capture_content = capture_content
         self._ts = ts
-        self._registered: set[tuple[str, str]] = set()
+        self._registered: dict[tuple[str, str], float] = {}
         self._warned: set[tuple[str, str]] = set()
-
-    def reset_registry(self) -> None:
-        """Forget which models were registered (after a store reconnect or rollback)."""
-        self._registered.clear()
 
     def batch(self, items: Iterable[dict[str, Any] | Identify]) -> Batch:
         """Turn queued items into one batch of rows and upserts."""
@@ -116,9 +114,7 @@ class Processor:
                 # jsonb refuses NUL escapes; U+FFFD keeps the position visible
                 text = text.replace("\\u0000", "\\ufffd")
             event["metadata"] = text
-        if "total_tokens" not in event and (
-            "input_tokens" in event or "output_tokens" in event
-        ):
+        if "total_tokens" not in event and ("input_tokens" in event or "output_tokens" in event):
             event["total_tokens"] = event.get("input_tokens", 0) + event.get("output_tokens", 0)
         at = event["occurred_at"]
         if event["kind"] == "llm_call":
@@ -131,8 +127,10 @@ class Processor:
         provider = event.get("provider")
         model = event["model"]
         key = (provider or "", model)
-        if key not in self._registered:
-            self._registered.add(key)
+        now = time.monotonic()
+        if now - self._registered.get(key, -_REREGISTER) >= _REREGISTER:
+            # once an hour per model is enough to keep the registry's last_seen current
+            self._registered[key] = now
             batch.models.append(self._registry_row(self._prices.info(provider, model, at), key, at))
         if "cost_usd" in event:
             return  # the caller's figure (e.g. from the provider's bill) wins

@@ -96,7 +96,10 @@ def _num(value: Any) -> float:
 
 
 def _percentiles(
-    conn: sa.Connection, column: sa.ColumnElement[Any], where: sa.ColumnElement[bool], qs: Sequence[float]
+    conn: sa.Connection,
+    column: sa.ColumnElement[Any],
+    where: sa.ColumnElement[bool],
+    qs: Sequence[float],
 ) -> list[float | None]:
     """Exact continuous percentiles (linear interpolation, like percentile_cont)."""
     if conn.dialect.name == "postgresql":
@@ -104,7 +107,10 @@ def _percentiles(
         row = conn.execute(sa.select(*exprs).where(where & column.is_not(None))).one()
         return [None if v is None else float(v) for v in row]
     values = [
-        v for (v,) in conn.execute(sa.select(column).where(where & column.is_not(None)).order_by(column))
+        v
+        for (v,) in conn.execute(
+            sa.select(column).where(where & column.is_not(None)).order_by(column)
+        )
     ]
     return [_interpolate(values, q) for q in qs]
 
@@ -177,7 +183,11 @@ class Reports:
         ]
 
     def costs_breakdown(
-        self, by: str = "model", filters: Filters | None = None, limit: int | None = None, **kwargs: Any
+        self,
+        by: str = "model",
+        filters: Filters | None = None,
+        limit: int | None = None,
+        **kwargs: Any,
     ) -> list[Row]:
         """Cost, calls and tokens per value of one dimension, most expensive first."""
         column = DIMENSIONS.get(by)
@@ -205,7 +215,12 @@ class Reports:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        total = sum(_num(r.cost_usd) for r in rows)
+            total = sum(_num(r.cost_usd) for r in rows)
+            if limit is not None and len(rows) == limit:
+                # shares are of the whole, not of the rows shown
+                total = _num(
+                    conn.execute(sa.select(sa.func.sum(c.cost_usd)).where(f.where())).scalar()
+                )
         return [
             {
                 by: r.key,

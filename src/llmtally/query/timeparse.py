@@ -20,7 +20,9 @@ def parse_duration(text: str, argument: str = "duration") -> timedelta:
     return timedelta(**{_UNITS[unit]: amount})
 
 
-def parse_time(value: str | datetime | None, argument: str, *, now: datetime | None = None) -> datetime | None:
+def parse_time(
+    value: str | datetime | None, argument: str, *, now: datetime | None = None
+) -> datetime | None:
     """A relative duration (ago from now), an ISO date/time, or a datetime → aware UTC datetime."""
     if value is None:
         return None

@@ -33,6 +33,33 @@ def delete_older_than(
     return int(result.rowcount or 0)
 
 
+def _reprice_condition(
+    since: datetime | None, until: datetime | None, only_missing: bool
+) -> sa.ColumnElement[bool]:
+    cols = events.c
+    condition = (cols.kind == "llm_call") & cols.model.is_not(None)
+    if since is not None:
+        condition &= cols.occurred_at >= since
+    if until is not None:
+        condition &= cols.occurred_at < until
+    if only_missing:
+        condition &= cols.cost_usd.is_(None)
+    return condition
+
+
+def count_to_reprice(
+    engine: sa.Engine,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    only_missing: bool = True,
+) -> int:
+    """How many calls ``recompute_costs`` with the same arguments would examine."""
+    condition = _reprice_condition(since, until, only_missing)
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).where(condition)).scalar_one())
+
+
 def recompute_costs(
     engine: sa.Engine,
     prices: PriceBook,
@@ -48,13 +75,7 @@ def recompute_costs(
     rewrite history unless the price table says it applied then.
     """
     cols = events.c
-    condition = (cols.kind == "llm_call") & cols.model.is_not(None)
-    if since is not None:
-        condition &= cols.occurred_at >= since
-    if until is not None:
-        condition &= cols.occurred_at < until
-    if only_missing:
-        condition &= cols.cost_usd.is_(None)
+    condition = _reprice_condition(since, until, only_missing)
     query = sa.select(
         cols.event_id,
         cols.provider,
@@ -107,9 +128,7 @@ def recompute_costs(
     return changed
 
 
-def _refresh_registry(
-    conn: sa.Connection, prices: PriceBook, keys: set[tuple[str, str]]
-) -> None:
+def _refresh_registry(conn: sa.Connection, prices: PriceBook, keys: set[tuple[str, str]]) -> None:
     """Update registry rows of re-priced models so placeholders become priced."""
     for provider, model in keys:
         info = prices.info(provider or None, model)

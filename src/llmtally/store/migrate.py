@@ -109,25 +109,24 @@ def upgrade(engine: sa.Engine, target: str = "head") -> list[str]:
     with engine.connect() as conn:
         if current_revision(conn) == wanted:
             return []
-    with _migration_lock(engine):
-        with engine.connect() as conn:
-            before = current_revision(conn)
+    with _migration_lock(engine), engine.connect() as conn:
+        before = current_revision(conn)
+        conn.rollback()
+        if before == wanted:
+            return []
+        cfg = Config()
+        cfg.set_main_option("script_location", _SCRIPT_LOCATION)
+        cfg.attributes["connection"] = conn
+        try:
+            command.upgrade(cfg, target)
+        except Exception as exc:
             conn.rollback()
-            if before == wanted:
-                return []
-            cfg = Config()
-            cfg.set_main_option("script_location", _SCRIPT_LOCATION)
-            cfg.attributes["connection"] = conn
-            try:
-                command.upgrade(cfg, target)
-            except Exception as exc:
-                conn.rollback()
-                raise MigrationError(
-                    f"schema migration failed: {exc}",
-                    revision=current_revision(conn) or "base",
-                    url=engine.url.render_as_string(hide_password=True),
-                ) from exc
-            conn.commit()
+            raise MigrationError(
+                f"schema migration failed: {exc}",
+                revision=current_revision(conn) or "base",
+                url=engine.url.render_as_string(hide_password=True),
+            ) from exc
+        conn.commit()
     return _applied_between(before, wanted)
 
 

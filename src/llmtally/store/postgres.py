@@ -16,7 +16,14 @@ import psycopg
 import sqlalchemy as sa
 
 from llmtally.capture.event import COLUMN_NAMES
-from llmtally.store.base import ACTOR_COLUMNS, MODEL_COLUMNS, Batch, DataRejected, Store, WriteResult
+from llmtally.store.base import (
+    ACTOR_COLUMNS,
+    MODEL_COLUMNS,
+    Batch,
+    DataRejected,
+    Store,
+    WriteResult,
+)
 
 _STAGE = "llmtally_stage_events"
 _COLS = ", ".join(COLUMN_NAMES)
@@ -25,7 +32,9 @@ _CREATE_STAGE = (
     "ON COMMIT DELETE ROWS"
 )
 _COPY = f"COPY {_STAGE} ({_COLS}) FROM STDIN"
-_MOVE = f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM {_STAGE} ON CONFLICT (event_id) DO NOTHING"
+_MOVE = (
+    f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM {_STAGE} ON CONFLICT (event_id) DO NOTHING"
+)
 _UPSERT_ACTORS = (
     "INSERT INTO actors ({}) VALUES ({}) ON CONFLICT (actor_type, actor_id) DO UPDATE SET "
     "display_name = coalesce(excluded.display_name, actors.display_name), "
@@ -128,4 +137,3 @@ class PostgresStore(Store):
             self._conn.close()
             self._conn = None
         super().close()
-

@@ -16,7 +16,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from llmtally.capture.event import COLUMN_NAMES
-from llmtally.store.base import ACTOR_COLUMNS, MODEL_COLUMNS, Batch, DataRejected, Store, WriteResult
+from llmtally.store.base import (
+    ACTOR_COLUMNS,
+    MODEL_COLUMNS,
+    Batch,
+    DataRejected,
+    Store,
+    WriteResult,
+)
 
 _INSERT_EVENTS = "INSERT OR IGNORE INTO events ({}) VALUES ({})".format(
     ", ".join(COLUMN_NAMES), ", ".join("?" * len(COLUMN_NAMES))
