@@ -15,61 +15,18 @@ from genai_prices import Usage, calc_price, extract_usage
 
 import llmtally
 from dbutil import rows
+from payloads import ANTHROPIC, GEMINI, OPENAI_CHAT, OPENAI_REASONING
 
 WHEN = datetime(2026, 9, 15, 10, 0, tzinfo=UTC)
-
-OPENAI_REASONING = {
-    "model": "o4-mini",
-    "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "ok"}}],
-    "usage": {
-        "prompt_tokens": 5200,
-        "completion_tokens": 1800,
-        "total_tokens": 7000,
-        "prompt_tokens_details": {"cached_tokens": 4096},
-        "completion_tokens_details": {"reasoning_tokens": 1500},
-    },
-}
-OPENAI_CACHED = {
-    "model": "gpt-4o-2024-08-06",
-    "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "ok"}}],
-    "usage": {
-        "prompt_tokens": 2000,
-        "completion_tokens": 100,
-        "total_tokens": 2100,
-        "prompt_tokens_details": {"cached_tokens": 1024},
-    },
-}
-ANTHROPIC_CACHE = {
-    "type": "message",
-    "model": "claude-sonnet-4-20250514",
-    "stop_reason": "end_turn",
-    "usage": {
-        "input_tokens": 3000,
-        "output_tokens": 500,
-        "cache_read_input_tokens": 6000,
-        "cache_creation_input_tokens": 1000,
-    },
-}
-GEMINI_THOUGHTS = {
-    "modelVersion": "gemini-2.5-flash",
-    "candidates": [{"finishReason": "STOP"}],
-    "usageMetadata": {
-        "promptTokenCount": 12000,
-        "candidatesTokenCount": 700,
-        "cachedContentTokenCount": 8000,
-        "thoughtsTokenCount": 900,
-        "totalTokenCount": 13600,
-    },
-}
 
 
 @pytest.mark.parametrize(
     ("response", "provider", "flavor"),
     [
         (OPENAI_REASONING, "openai", "chat"),
-        (OPENAI_CACHED, "openai", "chat"),
-        (ANTHROPIC_CACHE, "anthropic", "default"),
-        (GEMINI_THOUGHTS, "google", "default"),
+        (OPENAI_CHAT, "openai", "chat"),
+        (ANTHROPIC, "anthropic", "default"),
+        (GEMINI, "google", "default"),
     ],
     ids=["openai-reasoning", "openai-cached", "anthropic-cache", "gemini-thoughts"],
 )

@@ -10,41 +10,7 @@ import pytest
 
 import llmtally
 from dbutil import rows
-
-OPENAI_CHAT = {
-    "model": "gpt-4o-2024-08-06",
-    "choices": [{"index": 0, "finish_reason": "stop", "message": {"content": "hi"}}],
-    "usage": {
-        "prompt_tokens": 2000,
-        "completion_tokens": 300,
-        "total_tokens": 2300,
-        "prompt_tokens_details": {"cached_tokens": 1024},
-        "completion_tokens_details": {"reasoning_tokens": 200},
-    },
-}
-ANTHROPIC = {
-    "type": "message",
-    "model": "claude-sonnet-4-20250514",
-    "stop_reason": "end_turn",
-    "usage": {
-        "input_tokens": 3000,
-        "output_tokens": 500,
-        "cache_read_input_tokens": 6000,
-        "cache_creation_input_tokens": 1000,
-        "cache_creation": {"ephemeral_5m_input_tokens": 600, "ephemeral_1h_input_tokens": 400},
-    },
-}
-GEMINI = {
-    "modelVersion": "gemini-2.5-flash",
-    "candidates": [{"finishReason": "STOP"}],
-    "usageMetadata": {
-        "promptTokenCount": 1000,
-        "candidatesTokenCount": 100,
-        "cachedContentTokenCount": 400,
-        "thoughtsTokenCount": 50,
-        "totalTokenCount": 1150,
-    },
-}
+from payloads import ANTHROPIC, GEMINI, OPENAI_CHAT
 
 
 @pytest.fixture
@@ -85,14 +51,14 @@ def only(url: str, where: str = "1=1") -> dict[str, Any]:
                 "finish_reason": "end_turn",
             },
         ),
-        # Gemini output excludes thoughts: normalized output = 100 + 50
+        # Gemini output excludes thoughts: normalized output = 700 + 900
         (
             GEMINI,
             {
-                "input_tokens": 1000,
-                "output_tokens": 150,
-                "cache_read_tokens": 400,
-                "reasoning_tokens": 50,
+                "input_tokens": 12000,
+                "output_tokens": 1600,
+                "cache_read_tokens": 8000,
+                "reasoning_tokens": 900,
                 "finish_reason": "stop",
             },
         ),

@@ -118,8 +118,13 @@ class Store(abc.ABC):
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
 
+    @abc.abstractmethod
+    def _close_raw(self) -> None:
+        """Close the driver connection of the write path."""
+
     def close(self) -> None:
-        """Release connections."""
+        """Close the write connection and the engine's pool."""
+        self._close_raw()
         self.engine.dispose()
 
 

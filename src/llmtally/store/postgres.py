@@ -131,9 +131,7 @@ class PostgresStore(Store):
             raise
         return WriteResult(inserted=inserted, duplicates=len(batch.events) - inserted)
 
-    def close(self) -> None:
-        """Close the write connection and the engine's pool."""
+    def _close_raw(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        super().close()
