@@ -80,3 +80,30 @@ def test_bad_url_is_a_clear_error() -> None:
 
     with pytest.raises(llmtally.UnsupportedDatabaseError, match="mysql"):
         open_store("mysql://root@localhost/x")
+
+
+def test_upgrade_from_the_oldest_schema_keeps_data(db_url: str) -> None:
+    store = open_store(db_url)
+    try:
+        assert migrate.upgrade(store.engine, "0001_initial") == ["0001_initial"]
+        long_provider = "p" * 150
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO models (provider, model, price_source, is_placeholder, "
+                    "first_seen, last_seen) VALUES ('openai', 'gpt-4o', 'genai-prices', "
+                    "false, '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                )
+            )
+        applied = store.migrate()
+        assert applied[0] == "0002_registry_provider_length"
+        with llmtally.Tally(db_url) as tally:  # a provider only the new schema can register
+            tally.record_call(model="m", provider=long_provider, input_tokens=1)
+            assert tally.flush(10)
+        registry = rows(db_url, "SELECT provider, model FROM models ORDER BY model")
+        assert registry == [
+            {"provider": "openai", "model": "gpt-4o"},
+            {"provider": long_provider, "model": "m"},
+        ]
+    finally:
+        store.close()

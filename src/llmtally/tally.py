@@ -7,17 +7,20 @@ still returns an event id, so application code needs no ``if analytics:`` branch
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import random
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import Unpack
 
 from llmtally.capture.build import build, build_from_mapping
-from llmtally.capture.event import CallFields, validate_fields
+from llmtally.capture.event import KINDS, CallFields, validate_fields
 from llmtally.capture.ids import new_event_id
 from llmtally.capture.pricing import PriceBook
 from llmtally.capture.redact import Redactor
@@ -31,6 +34,14 @@ if TYPE_CHECKING:
     from llmtally.query.reports import Reports
 
 log = logging.getLogger("llmtally")
+
+
+def default_spool_dir(database_url: str) -> Path:
+    """Per-database spool directory under the user's data dir."""
+    import platformdirs
+
+    digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+    return Path(platformdirs.user_data_dir("llmtally")) / "spool" / digest
 
 
 @dataclass(slots=True)
@@ -59,8 +70,15 @@ class Tally:
         queue_size: int = 10_000,
         batch_size: int = 1_000,
         flush_interval: float = 0.5,
+        spool_interval: float = 0.2,
         exit_timeout: float = 2.0,
         connect_timeout: float = 10.0,
+        spool_dir: str | Path | None = None,
+        fsync_interval: float | None = None,
+        spool_max_bytes: int = 1 << 30,
+        max_backoff: float = 30.0,
+        sample_rate: float = 1.0,
+        sample_kinds: Iterable[str] = ("product", "tool_call"),
     ) -> None:
         if not isinstance(project, str) or not project:
             raise ConfigError("project", "must be a non-empty string")
@@ -75,6 +93,13 @@ class Tally:
             raise ConfigError(
                 "retention_days", f"must be a positive integer, got {retention_days!r}"
             )
+        if not isinstance(sample_rate, (int, float)) or not 0.0 <= sample_rate <= 1.0:
+            raise ConfigError("sample_rate", f"must be between 0 and 1, got {sample_rate!r}")
+        kinds = frozenset(sample_kinds)
+        if not kinds <= {"llm_call", "feedback", "product", "tool_call"}:
+            raise ConfigError("sample_kinds", f"unknown kinds {sorted(kinds - set(KINDS))}")
+        if spool_interval <= 0 or spool_interval > 1.0:
+            raise ConfigError("spool_interval", "must be > 0 and <= 1 second")
         self.project = project
         self.database_url = database_url
         self.enabled = database_url is not None
@@ -86,17 +111,27 @@ class Tally:
         self._redactor = Redactor(enabled=redact_pii, extra_patterns=redact_patterns)
         self._capture_content = capture_content
         self._invalid = 0
+        self._sampled_out = 0
+        # sampling only touches the configured kinds; user-facing calls stay at 100%
+        self._sample_rate = float(sample_rate)
+        self._sample_kinds = kinds if sample_rate < 1.0 else frozenset()
         self._reports: Reports | None = None
         self._reports_lock = threading.Lock()
         self._writer: Writer | None = None
         if database_url is not None:
+            self.spool_dir = Path(spool_dir) if spool_dir else default_spool_dir(database_url)
             self._writer = Writer(
                 open_store=self._open_store,
                 make_processor=self._make_processor,
+                spool_dir=self.spool_dir,
                 queue_size=queue_size,
                 batch_size=batch_size,
+                spool_interval=spool_interval,
                 flush_interval=flush_interval,
                 exit_timeout=exit_timeout,
+                fsync_interval=fsync_interval,
+                max_backoff=max_backoff,
+                spool_max_bytes=spool_max_bytes,
                 on_ready=self._on_store_ready,
             )
 
@@ -227,9 +262,13 @@ class Tally:
 
     def stats(self) -> dict[str, Any]:
         """Pipeline counters: queued, written, duplicates, rejected, dropped, retries, invalid."""
-        base: dict[str, Any] = {"enabled": self.enabled, "invalid": self._invalid}
+        base: dict[str, Any] = {
+            "enabled": self.enabled,
+            "invalid": self._invalid,
+            "sampled_out": self._sampled_out,
+        }
         if self._writer is not None:
-            base.update(self._writer.counters.as_dict())
+            base.update(self._writer.stats())
         return base
 
     @property
@@ -251,6 +290,9 @@ class Tally:
     def _record(self, fields: dict[str, Any], kind: str) -> str:
         if self._writer is None:
             return new_event_id()  # disabled: a no-op that still hands back an id
+        if kind in self._sample_kinds and random.random() >= self._sample_rate:
+            self._sampled_out += 1
+            return new_event_id()
         try:
             event = build(fields, kind=kind, project=self.project, require_model=kind == "llm_call")
         except InvalidEventError as exc:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from llmtally.capture.build import COMPLETION_KEY, PROMPT_KEY
 from llmtally.capture.event import COLUMN_NAMES, FIELDS
 from llmtally.capture.pricing import PriceBook, PriceInfo
@@ -56,6 +58,12 @@ class Processor:
         self._ts = ts
         self._registered: dict[tuple[str, str], float] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._rejected = 0
+
+    def take_rejected(self) -> int:
+        """How many events were rejected since the last call."""
+        count, self._rejected = self._rejected, 0
+        return count
 
     def batch(self, items: Iterable[dict[str, Any] | Identify]) -> Batch:
         """Turn queued items into one batch of rows and upserts."""
@@ -77,7 +85,14 @@ class Processor:
                 known[6] = min(known[6], stamp)
                 known[7] = max(known[7], stamp)
                 continue
-            row = self.row(item, batch)
+            try:
+                row = self.row(item, batch)
+            except (
+                Exception
+            ) as exc:  # one bad event (e.g. a corrupt spool line) must not block the rest
+                self._rejected += 1
+                log.warning("llmtally: event %s rejected: %s", _event_id(item), exc)
+                continue
             batch.events.append(row)
             actor_id = item.get("actor_id")
             if actor_id is not None:
@@ -109,6 +124,8 @@ class Processor:
                 event[name] = redact.text(text)
         meta = event.get("metadata")
         if meta is not None:
+            if not isinstance(meta, bytes):  # read back from the spool as an object
+                meta = orjson.dumps(meta, option=orjson.OPT_NON_STR_KEYS)
             text = redact.json_bytes(meta).decode()
             if "\\u0000" in text:
                 # jsonb refuses NUL escapes; U+FFFD keeps the position visible
@@ -177,3 +194,7 @@ class Processor:
             stamp,
             stamp,
         )
+
+
+def _event_id(item: Any) -> Any:
+    return item.get("event_id") if isinstance(item, dict) else None

@@ -1,19 +1,33 @@
-"""The background writer: a bounded in-memory queue drained by one daemon thread.
+"""The pipeline between the caller and the store: lossless, bounded, never blocking.
 
-The caller pays for a ``SimpleQueue.put`` (tens of nanoseconds) and nothing else. The
-writer thread opens and migrates the store (so a slow or dead database never delays
-the application's start), then loops: collect up to ``batch_size`` items or whatever
-arrived within ``flush_interval``, process them into rows, write them in one
-transaction. A failed write is retried with capped exponential backoff and jitter; the
-first failure of an outage is logged once, the recovery once.
+Three stages::
 
-``flush(timeout)`` and ``close(timeout)`` never wait longer than asked; a bounded flush
-also runs at interpreter exit.
+    caller ──put──▶ queue ──spooler thread──▶ journal (disk) ──▶ store-writer thread ──▶ store
+                       │                          ▲  └── in-memory handoff (fast path)
+                       └── full? the caller appends to an overflow segment itself
+
+* The caller pays for one ``SimpleQueue.put`` (no JSON, no SQL, no lock, no logging).
+* The spooler drains the queue at least every ``spool_interval`` seconds, appends the
+  items to this process's journal and hands the same batch to the store writer in
+  memory. When the store writer is behind (slow or dead store), the in-memory copy is
+  dropped and the writer later reads the backlog back from the journal: memory stays
+  bounded by ``queue_size`` plus a few batches, whatever the outage length.
+* The store writer commits batches in journal order, retrying with capped exponential
+  backoff and jitter; after ``circuit_threshold`` consecutive failures the circuit opens
+  (logged once) and the writer only probes every ``max_backoff`` seconds until a write
+  succeeds. Committed journal segments are deleted.
+* On start the writer replays journals left by dead processes (``kill -9``, power loss
+  with ``fsync_interval``): their lock is free. ``event_id`` makes replays exactly-once.
+
+Durability: an item handed to the pipeline more than ``spool_interval`` (default 0.2 s,
+plus scheduling delay) before the process is killed is in the journal and is recovered
+by the next process that opens the same database with the same ``spool_dir``.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import queue
@@ -22,257 +36,490 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
+import orjson
+
+from llmtally.pipeline import journal as jr
 from llmtally.pipeline.process import Identify, Processor
-from llmtally.store.base import Batch, Store
+from llmtally.store.base import Store
 
 log = logging.getLogger("llmtally")
 
+_STOP = object()
+_HANDOFF_BATCHES = 4
+_STATS_EVERY = 2.0
+_ORPHAN_SCAN_EVERY = 30.0
+
 
 class _Marker:
-    """A flush request: set once everything queued before it is written."""
+    """A flush request: done once everything queued before it is committed."""
 
-    __slots__ = ("done",)
+    __slots__ = ("done", "target")
 
     def __init__(self) -> None:
         self.done = threading.Event()
-
-
-_STOP = object()
+        self.target: jr.Position | None = None
 
 
 @dataclass(slots=True)
 class Counters:
-    """Self-observability counters (read with ``Tally.stats()``)."""
+    """Self-observability counters (``Tally.stats()``, ``llmtally status``)."""
 
-    queued: int = 0
-    written: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    dropped: int = 0
-    retries: int = 0
+    queued: int = 0  # items taken off the caller queue by the spooler
+    overflowed: int = 0  # items the caller journaled itself because the queue was full
+    written: int = 0  # events inserted into the store
+    duplicates: int = 0  # events the store already had (replays, retries, resends)
+    spooled: int = 0  # events read back from the journal instead of memory (backlog)
+    replayed: int = 0  # items recovered from dead processes' journals and overflow
+    rejected: int = 0  # events refused (unserializable, or by the store) and logged
+    dropped: int = 0  # events lost because the spool hit spool_max_bytes
+    retries: int = 0  # failed store writes that were retried
+    circuit_opens: int = 0
     batches: int = 0
-    last_error: str | None = None
-    errors: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict view."""
-        return {
-            "queued": self.queued,
-            "written": self.written,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "dropped": self.dropped,
-            "retries": self.retries,
-            "batches": self.batches,
-            "last_error": self.last_error,
-        }
+
+_open_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
+
+
+def _restart_writers_in_child() -> None:
+    for writer in list(_open_writers):
+        writer._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    # one hook for all writers: a per-writer hook would keep every writer alive forever
+    os.register_at_fork(after_in_child=_restart_writers_in_child)
 
 
 class Writer:
-    """Owns the queue and the writer thread for one ``Tally``."""
+    """Owns the queue, the journal and the two background threads of one ``Tally``."""
 
     def __init__(
         self,
         *,
         open_store: Callable[[], Store],
         make_processor: Callable[[Store], Processor],
+        spool_dir: Path,
         queue_size: int,
         batch_size: int,
+        spool_interval: float,
         flush_interval: float,
         exit_timeout: float,
+        fsync_interval: float | None = None,
         max_backoff: float = 30.0,
+        circuit_threshold: int = 5,
+        spool_max_bytes: int = 1 << 30,
         on_ready: Callable[[Store], None] | None = None,
     ) -> None:
         self._open_store = open_store
         self._make_processor = make_processor
+        self._spool_dir = spool_dir
         self._queue_size = queue_size
         self._batch_size = batch_size
+        self._spool_interval = spool_interval
         self._flush_interval = flush_interval
+        self._fsync_interval = fsync_interval
         self._max_backoff = max_backoff
+        self._circuit_threshold = circuit_threshold
+        self._spool_max_bytes = spool_max_bytes
         self._on_ready = on_ready
-        self.counters = Counters()
-        self.ready = threading.Event()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._store: Store | None = None
-        self._warned_full = False
+        self._exit_timeout = exit_timeout
         ref = weakref.ref(self)
 
         def _exit_flush() -> None:
             writer = ref()
             if writer is not None:
-                writer.close(timeout=exit_timeout)
+                writer.close(timeout=writer._exit_timeout)
 
         self._atexit = _exit_flush
         atexit.register(_exit_flush)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
+        self._setup()
+        _open_writers.add(self)
+
+    def _setup(self) -> None:
+        self.counters = Counters()
+        self.circuit_open = False
+        self.last_error: str | None = None
+        self.ready = threading.Event()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._handoff: queue.Queue[Any] = queue.Queue()
+        self._markers: list[_Marker] = []
+        self._markers_lock = threading.Lock()
+        self._overflow_lock = threading.Lock()
+        self._overflow_pending = False
+        self._abandon = threading.Event()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._journal = jr.Journal(self._spool_dir)
+        self._published: jr.Position = self._journal.end()
+        self._committed: jr.Position = self._published
+        self._spooler = threading.Thread(
+            target=self._spool_loop, name="llmtally-spooler", daemon=True
+        )
+        self._writer = threading.Thread(
+            target=self._write_loop, name="llmtally-writer", daemon=True
+        )
+        self._spooler.start()
+        self._writer.start()
 
     # -- caller side -------------------------------------------------------------------
 
     def put(self, item: dict[str, Any] | Identify) -> None:
-        """Hand an item to the writer (never blocks, never raises)."""
+        """Hand an item to the pipeline: a queue put, or a journal append when the queue is full."""
         q = self._queue
-        if q.qsize() >= self._queue_size:
-            self._full(item)
+        if q.qsize() < self._queue_size:
+            q.put(item)
             return
-        q.put(item)
-        self.counters.queued += 1
-        if self._thread is None:
-            self._start()
+        self._overflow(item)
 
-    def _full(self, item: Any) -> None:
-        self.counters.dropped += 1
-        if not self._warned_full:
-            self._warned_full = True
-            log.warning(
-                "llmtally: event queue full (%d items); the store is not keeping up",
-                self._queue_size,
-            )
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is not None or self._closed:
-                return
-            thread = threading.Thread(target=self._run, name="llmtally-writer", daemon=True)
-            thread.start()
-            self._thread = thread
+    def _overflow(self, item: dict[str, Any] | Identify) -> None:
+        # Rare path (the spooler is behind): never drop, never wait for the store.
+        try:
+            line = jr.encode(item)
+        except TypeError as exc:
+            self._reject_unencodable(item, exc)
+            return
+        with self._overflow_lock:
+            self._journal.append_overflow(line)
+            self._overflow_pending = True
+        self.counters.overflowed += 1
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything queued so far is written; False if ``timeout`` ran out."""
-        if self._thread is None:
-            return self._queue.empty()
+        """Wait until everything handed over so far is in the store; False on timeout."""
+        if self._closed:
+            return self._committed >= self._published and not self._overflow_pending
         marker = _Marker()
         self._queue.put(marker)
         return marker.done.wait(timeout)
 
     def close(self, timeout: float = 5.0) -> bool:
-        """Flush (bounded by ``timeout``) and stop the thread; idempotent."""
-        with self._lock:
+        """Flush within ``timeout`` and stop; what is not committed stays in the journal."""
+        with self._close_lock:
             if self._closed:
                 return True
             self._closed = True
         atexit.unregister(self._atexit)
-        thread = self._thread
-        if thread is None:
-            return True
+        _open_writers.discard(self)
         deadline = time.monotonic() + timeout
         self._queue.put(_STOP)
-        thread.join(max(0.0, deadline - time.monotonic()))
-        if thread.is_alive():
+        self._spooler.join(max(0.0, deadline - time.monotonic()))
+        self._writer.join(max(0.0, deadline - time.monotonic()))
+        clean = not self._writer.is_alive()
+        if not clean:
+            self._abandon.set()  # the journal keeps the rest for the next start
+            self._writer.join(1.0)
             log.warning(
-                "llmtally: %d events not yet written after %.1fs at close",
-                self._queue.qsize(),
+                "llmtally: store not reachable within %.1fs at close; unwritten events stay "
+                "in the spool (%s) and are written by the next start",
                 timeout,
+                self._spool_dir,
             )
-            return False
-        return True
+        if not self._spooler.is_alive() and not self._writer.is_alive():
+            self._journal.close()
+        return clean
+
+    def stats(self) -> dict[str, Any]:
+        """Counters plus the current state of the queue, backlog and circuit."""
+        data: dict[str, Any] = asdict(self.counters)
+        data.update(
+            queue_depth=self._queue.qsize(),
+            backlog_bytes=self._backlog_bytes(),
+            circuit_open=self.circuit_open,
+            store_ready=self.ready.is_set(),
+            last_error=self.last_error,
+            spool_dir=str(self._spool_dir),
+        )
+        return data
+
+    def _backlog_bytes(self) -> int:
+        published, committed = self._published, self._committed
+        segments = published[0] - committed[0]
+        return max(0, segments * self._journal.segment_bytes + published[1] - committed[1])
 
     def _after_fork_in_child(self) -> None:
-        # the writer thread does not exist in a forked child; start a fresh one lazily
-        self._queue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread = None
-        self._store = None
-        self.ready = threading.Event()
-        self.counters = Counters()
+        # threads do not survive fork: a child gets its own queue, journal and threads
+        self._journal.forget_after_fork()
+        self._setup()
 
-    # -- writer thread -----------------------------------------------------------------
+    # -- spooler thread ------------------------------------------------------------------
 
-    def _run(self) -> None:
-        store, processor = self._connect()
+    def _spool_loop(self) -> None:
         q = self._queue
+        last_sync = time.monotonic()
         while True:
             items, markers, stop = self._collect(q)
             if items:
-                batch = processor.batch(items)
-                self._write(store, processor, batch)
-            for marker in markers:
-                marker.done.set()
+                self._spool(items)
+                if self._fsync_interval is not None and (
+                    time.monotonic() - last_sync >= self._fsync_interval
+                ):
+                    self._journal.sync()
+                    last_sync = time.monotonic()
+            if markers:
+                with self._markers_lock:
+                    for marker in markers:
+                        marker.target = self._published
+                        self._markers.append(marker)
+                self._handoff.put(None)  # wake the writer
             if stop:
-                break
-        store.close()
+                if self._fsync_interval is not None:
+                    self._journal.sync()
+                self._handoff.put(_STOP)
+                return
 
     def _collect(self, q: queue.SimpleQueue[Any]) -> tuple[list[Any], list[_Marker], bool]:
         items: list[Any] = []
         markers: list[_Marker] = []
-        deadline = time.monotonic() + self._flush_interval
-        timeout: float | None = None  # block until the first item
-        while len(items) < self._batch_size:
-            try:
-                item = q.get(timeout=timeout) if timeout != 0 else q.get_nowait()
-            except queue.Empty:
-                break
+        first = q.get()  # block until there is something
+        deadline = time.monotonic() + self._spool_interval
+        item = first
+        while True:
             if isinstance(item, _Marker):
                 markers.append(item)
-                break  # write what came before the marker now
+                break  # journal what came before the marker now
             if item is _STOP:
                 return items, markers, True
             items.append(item)
-            timeout = max(0.0, deadline - time.monotonic())
+            if len(items) >= self._batch_size:
+                break
+            remaining = deadline - time.monotonic()
+            try:
+                item = q.get(timeout=remaining) if remaining > 0 else q.get_nowait()
+            except queue.Empty:
+                break
         return items, markers, False
 
-    def _connect(self) -> tuple[Store, Processor]:
+    def _spool(self, items: list[Any]) -> None:
+        self.counters.queued += len(items)
+        if self._backlog_bytes() > self._spool_max_bytes:
+            self.counters.dropped += len(items)
+            log.error(
+                "llmtally: spool full (%d bytes); %d events dropped",
+                self._spool_max_bytes,
+                len(items),
+            )
+            return
+        encode = jr.encode
+        lines: list[bytes] = []
+        good: list[Any] = []
+        for item in items:
+            try:
+                lines.append(encode(item))
+            except TypeError as exc:  # a poisoned event: rejected alone
+                self._reject_unencodable(item, exc)
+                continue
+            good.append(item)
+        if not good:
+            return
+        start, end = self._journal.append(b"".join(lines))
+        self._published = end
+        if self._handoff.qsize() < _HANDOFF_BATCHES:
+            self._handoff.put((start, end, good))
+        else:
+            self.counters.spooled += len(good)  # the writer will read them back from disk
+
+    def _reject_unencodable(self, item: Any, exc: Exception) -> None:
+        self.counters.rejected += 1
+        event_id = item.get("event_id") if isinstance(item, dict) else None
+        log.warning("llmtally: event %s rejected: not serializable (%s)", event_id, exc)
+
+    # -- store-writer thread -------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        connected = self._connect()
+        if connected is None:
+            return
+        store, processor = connected
+        self._replay_orphans(store, processor)
+        next_scan = time.monotonic() + _ORPHAN_SCAN_EVERY
+        next_stats = time.monotonic()
+        stash: tuple[jr.Position, jr.Position, list[Any]] | None = None
+        stopping = False
+        while not self._abandon.is_set():
+            if self._committed < self._published:
+                if stash is None:
+                    stash = self._next_handoff()
+                if stash is not None and stash[1] <= self._committed:
+                    stash = None  # already read back from disk
+                    continue
+                if stash is not None and stash[0] == self._committed:
+                    items, end = stash[2], stash[1]
+                    stash = None
+                else:
+                    limit = stash[0] if stash is not None else self._published
+                    items, end = self._journal.read(self._committed, limit, self._batch_size)
+                    items = [item for item in items if item is not None]
+                if items and not self._commit(store, processor, items):
+                    break
+                self._committed = end
+                self._journal.release_before(end)
+                continue
+            # caught up with the journal
+            self._journal.remove_current_if_committed(self._committed)
+            if self._overflow_pending:
+                self._replay_overflow(store, processor)
+            self._release_markers()
+            now = time.monotonic()
+            if now >= next_stats:
+                self._write_stats()
+                next_stats = now + _STATS_EVERY
+            if now >= next_scan:
+                self._replay_orphans(store, processor)
+                next_scan = now + _ORPHAN_SCAN_EVERY
+            if stopping:
+                break
+            try:
+                entry = self._handoff.get(timeout=self._flush_interval)
+            except queue.Empty:
+                continue
+            if entry is _STOP:
+                stopping = True
+            elif entry is not None:
+                stash = entry
+        self._write_stats()
+        store.close()
+
+    def _next_handoff(self) -> tuple[jr.Position, jr.Position, list[Any]] | None:
+        while True:
+            try:
+                entry = self._handoff.get_nowait()
+            except queue.Empty:
+                return None
+            if entry is None:
+                continue
+            if entry is _STOP:
+                self._handoff.put(_STOP)  # keep it for when the backlog is written
+                return None
+            return entry  # type: ignore[no-any-return]
+
+    def _release_markers(self) -> None:
+        with self._markers_lock:
+            if not self._markers:
+                return
+            waiting = []
+            for marker in self._markers:
+                if marker.target is not None and marker.target <= self._committed:
+                    marker.done.set()
+                else:
+                    waiting.append(marker)
+            self._markers = waiting
+
+    def _connect(self) -> tuple[Store, Processor] | None:
         delay = 0.1
         warned = False
-        while True:
+        while not self._abandon.is_set():
             try:
                 store = self._open_store()
                 store.ping()
                 store.migrate()
                 processor = self._make_processor(store)
             except Exception as exc:
-                self.counters.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 if not warned:
                     warned = True
                     log.warning(
-                        "llmtally: store unavailable (%s); events stay queued and writes are "
-                        "retried in the background",
-                        self.counters.last_error,
+                        "llmtally: store unavailable (%s); events are spooled to %s and "
+                        "written when it is back",
+                        self.last_error,
+                        self._spool_dir,
                     )
-                delay = self._sleep(delay)
+                delay = self._backoff(delay)
                 continue
             if warned:
                 log.warning("llmtally: store reachable again")
-            self._store = store
             if self._on_ready is not None:
                 self._on_ready(store)
             self.ready.set()
             return store, processor
+        return None
 
-    def _write(self, store: Store, processor: Processor, batch: Batch) -> None:
+    def _commit(self, store: Store, processor: Processor, items: list[Any]) -> bool:
+        """Write items, retrying until they are in the store; False if abandoned."""
+        batch = processor.batch(items)
+        c = self.counters
+        c.rejected += processor.take_rejected()
         delay = 0.05
-        warned = False
+        failures = 0
         while True:
             try:
                 result = store.write(batch)
             except Exception as exc:
-                self.counters.retries += 1
-                self.counters.last_error = f"{type(exc).__name__}: {exc}"
-                if not warned:
-                    warned = True
+                failures += 1
+                c.retries += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if failures == 1:
+                    log.warning("llmtally: store write failed (%s); retrying", self.last_error)
+                if failures == self._circuit_threshold:
+                    self.circuit_open = True
+                    c.circuit_opens += 1
                     log.warning(
-                        "llmtally: write failed (%s); retrying with backoff",
-                        self.counters.last_error,
+                        "llmtally: circuit open after %d failed writes; probing every %.0fs",
+                        failures,
+                        self._max_backoff,
                     )
-                delay = self._sleep(delay)
+                if self._abandon.is_set():
+                    return False
+                delay = self._backoff(
+                    delay if failures < self._circuit_threshold else self._max_backoff
+                )
                 continue
-            if warned:
-                log.warning("llmtally: writes recovered")
-            c = self.counters
+            if failures:
+                log.warning("llmtally: store writes recovered after %d retries", failures)
+            self.circuit_open = False
             c.batches += 1
             c.written += result.inserted
             c.duplicates += result.duplicates
             for row, reason in result.rejected:
                 c.rejected += 1
                 log.warning("llmtally: event %s rejected by the store: %s", row[0], reason)
-            return
+            return True
 
-    def _sleep(self, delay: float) -> float:
-        time.sleep(delay * (0.5 + random.random()))
+    def _backoff(self, delay: float) -> float:
+        # full jitter keeps many processes from hammering a recovering store in step
+        self._abandon.wait(delay * (0.5 + random.random() / 2))
         return min(delay * 2, self._max_backoff)
+
+    def _replay_file(self, store: Store, processor: Processor, path: Path) -> bool:
+        chunk: list[Any] = []
+        for item in jr.read_file(path):
+            chunk.append(item)
+            if len(chunk) >= self._batch_size:
+                if not self._commit(store, processor, chunk):
+                    return False
+                self.counters.replayed += len(chunk)
+                chunk = []
+        if chunk:
+            if not self._commit(store, processor, chunk):
+                return False
+            self.counters.replayed += len(chunk)
+        path.unlink(missing_ok=True)
+        return True
+
+    def _replay_overflow(self, store: Store, processor: Processor) -> None:
+        with self._overflow_lock:
+            path = self._journal.seal_overflow()
+            self._overflow_pending = False
+        if path is not None:
+            self._replay_file(store, processor, path)
+
+    def _replay_orphans(self, store: Store, processor: Processor) -> None:
+        try:
+            for owner, paths in jr.orphans(self._spool_dir, self._journal.owner):
+                log.warning(
+                    "llmtally: recovering %d spool file(s) of process %s", len(paths), owner
+                )
+                for path in paths:
+                    if not self._replay_file(store, processor, path):
+                        return
+        except OSError as exc:
+            log.warning("llmtally: spool recovery failed: %s", exc)
+
+    def _write_stats(self) -> None:
+        path = self._spool_dir / f"stats-{self._journal.owner}.json"
+        tmp = path.with_suffix(".tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_bytes(orjson.dumps({"pid": os.getpid(), "at": time.time(), **self.stats()}))
+            os.replace(tmp, path)

@@ -12,6 +12,7 @@ one poisoned event is rejected alone and every other event is stored.
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -21,6 +22,8 @@ import sqlalchemy as sa
 from llmtally.capture.event import COLUMN_NAMES
 from llmtally.errors import StoreError, UnsupportedDatabaseError
 from llmtally.store import migrate
+
+log = logging.getLogger("llmtally")
 
 ACTOR_COLUMNS = (
     "actor_type",
@@ -95,7 +98,11 @@ class Store(abc.ABC):
             pass
         result = WriteResult()
         if batch.actors or batch.models:
-            self._write(Batch(actors=batch.actors, models=batch.models))
+            try:
+                self._write(Batch(actors=batch.actors, models=batch.models))
+            except DataRejected as exc:
+                # enrichment and the registry are secondary: never let them cost events
+                log.warning("llmtally: actor/model upserts rejected by the store: %s", exc)
         for row in batch.events:
             try:
                 one = self._write(Batch(events=[row]))

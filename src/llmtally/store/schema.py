@@ -92,7 +92,7 @@ models = sa.Table(
     "models",
     metadata,
     # provider "" when unknown: primary-key columns cannot be NULL
-    sa.Column("provider", sa.String(100), primary_key=True),
+    sa.Column("provider", sa.String(200), primary_key=True),
     sa.Column("model", sa.String(200), primary_key=True),
     sa.Column("price_source", sa.String(20), nullable=False),
     sa.Column("matched_model", sa.String(200)),
