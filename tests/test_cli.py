@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 import llmtally
 from llmtally.cli.main import cli
 from llmtally.cli.output import format_cell, format_money, format_ms
+from llmtally.store import migrate
 
 NOW = datetime.now(UTC)
 
@@ -316,7 +317,8 @@ def test_db_migrate_and_status(sqlite_url: str) -> None:
 def test_status(filled: str) -> None:
     (row,) = as_json(ok("status", "--db", filled, "--format", "json"))
     assert row["database_url"] == filled
-    assert row["schema_revision"] == row["head_revision"] == "0001_initial" and row["up_to_date"]
+    assert row["schema_revision"] == row["head_revision"] == migrate.head_revision()
+    assert row["up_to_date"]
     assert row["events"] == 4 and row["llm_calls"] == 4 and row["unpriced_models"] is None
     assert row["first_event_at"] < row["last_event_at"]
     assert "schema revision" in ok("status", "--db", filled).stdout
