@@ -1,4 +1,4 @@
-"""Fault tests: outages, overflow, kill -9, poisoned events — on a real SQLite file and PostgreSQL."""
+"""Fault tests: outages, overflow, kill -9, poisoned events, on real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
