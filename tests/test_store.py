@@ -234,3 +234,14 @@ def test_pii_is_redacted_and_content_only_stored_when_enabled(db_url: str) -> No
         assert tally.flush(10)
     (row,) = rows(db_url, "SELECT * FROM events WHERE project = 'c'")
     assert row["input_text"] == "summarize for [EMAIL]" and row["output_text"] == "done"
+
+
+def test_nul_characters_are_kept_or_replaced_never_lost(db_url: str) -> None:
+    with llmtally.Tally(db_url) as tally:
+        tally.record_call(model="gpt-4o", feature="a\x00b", metadata={"k": "x\x00y"})
+        tally.record_call(model="gpt-4o", feature="plain")
+        assert tally.flush(10)
+        assert tally.stats()["rejected"] == 0
+    got = {r["feature"]: r for r in rows(db_url)}
+    assert set(got) - {"plain"} <= {"a\x00b", "a\ufffdb"}  # SQLite keeps NUL; PostgreSQL cannot
+    assert len(got) == 2

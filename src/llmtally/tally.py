@@ -115,6 +115,7 @@ class Tally:
         # sampling only touches the configured kinds; user-facing calls stay at 100%
         self._sample_rate = float(sample_rate)
         self._sample_kinds = kinds if sample_rate < 1.0 else frozenset()
+        self._sample_llm_calls = "llm_call" in self._sample_kinds
         self._reports: Reports | None = None
         self._reports_lock = threading.Lock()
         self._writer: Writer | None = None
@@ -139,7 +140,16 @@ class Tally:
 
     def record_call(self, **fields: Unpack[CallFields]) -> str:
         """Record one finished LLM call; return its id (``actor=`` aliases ``actor_id``)."""
-        return self._record(dict(fields), "llm_call")
+        writer = self._writer
+        if writer is None or self._sample_llm_calls:
+            return self._record(fields, "llm_call")  # type: ignore[arg-type]
+        # the hot path, inlined: validate, then one queue put
+        try:
+            event = build(fields, "llm_call", self.project, True)
+        except InvalidEventError as exc:
+            return self._invalid_event(exc, "llm_call")
+        writer.put(event)
+        return event["event_id"]  # type: ignore[no-any-return]
 
     def record_tool_call(self, name: str, **fields: Any) -> str:
         """Record one tool/function execution (``kind="tool_call"``); returns its event id."""
@@ -231,15 +241,15 @@ class Tally:
 
     def track(self, **fields: Any) -> Call:
         """Context manager / decorator timing one LLM call; see ``Call``."""
-        template = dict(fields)
         try:
-            event = build(fields, kind="llm_call", project=self.project)
+            event = build(fields, "llm_call", self.project)
         except InvalidEventError:
             if self._raise_invalid:
                 raise
             self._invalid += 1
-            event = build({}, kind="llm_call", project=self.project)
-        return Call(self, event, template)
+            event = build({}, "llm_call", self.project)
+        # build() leaves ``fields`` untouched: it doubles as the decorator's template
+        return Call(self, event, fields)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -294,15 +304,18 @@ class Tally:
             self._sampled_out += 1
             return new_event_id()
         try:
-            event = build(fields, kind=kind, project=self.project, require_model=kind == "llm_call")
+            event = build(fields, kind, self.project, kind == "llm_call")
         except InvalidEventError as exc:
-            if self._raise_invalid:
-                raise
-            self._invalid += 1
-            log.warning("llmtally: invalid %s event dropped: %s", kind, exc)
-            return new_event_id()
+            return self._invalid_event(exc, kind)
         self._writer.put(event)
         return event["event_id"]  # type: ignore[no-any-return]
+
+    def _invalid_event(self, exc: InvalidEventError, kind: str) -> str:
+        if self._raise_invalid:
+            raise exc
+        self._invalid += 1
+        log.warning("llmtally: invalid %s event dropped: %s", kind, exc)
+        return new_event_id()
 
     def _enqueue(self, event: dict[str, Any]) -> None:
         if self._writer is not None:

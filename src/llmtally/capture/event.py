@@ -191,9 +191,6 @@ def _check_str(spec: FieldSpec, value: Any) -> Any:
         raise InvalidEventError(
             spec.name, f"must be a string, got {type(value).__name__} {_short(value)}", value
         )
-    if "\x00" in value:
-        # PostgreSQL cannot store NUL in text; refuse it here rather than lose the row later
-        raise InvalidEventError(spec.name, "must not contain NUL (\\x00) characters")
     if spec.column == "str":
         if not value:
             raise InvalidEventError(spec.name, "must not be empty", value)
@@ -293,7 +290,7 @@ _CHECKERS: Final[dict[str, Callable[[FieldSpec, Any], Any]]] = {
     "bool": _check_bool,
     "json": _check_json,
 }
-_VALIDATORS: Final[dict[str, tuple[FieldSpec, Callable[[FieldSpec, Any], Any]]]] = {
+VALIDATORS: Final[dict[str, tuple[FieldSpec, Callable[[FieldSpec, Any], Any]]]] = {
     spec.name: (spec, _CHECKERS[spec.column]) for spec in _SPECS
 }
 
@@ -322,7 +319,7 @@ def to_epoch(value: Any, field: str = "occurred_at") -> float:
 
 def validate_fields(fields: Mapping[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     """Validate ``fields`` into ``out`` (None skipped); the first bad one raises."""
-    validators = _VALIDATORS
+    validators = VALIDATORS
     for name, value in fields.items():
         if value is None:
             continue

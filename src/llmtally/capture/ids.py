@@ -21,16 +21,19 @@ _UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 
 def _new_node() -> tuple[int, int, itertools.count[int]]:
     rnd = int.from_bytes(os.urandom(8), "big")
-    # 12 bits for rand_a, 46 bits of node; the counter fills the low 16 bits of rand_b.
+    # 12 bits for rand_a, 46 bits of node, and a counter that fills the low 16 bits
     return rnd & 0xFFF, (rnd >> 12) & ((1 << 46) - 1), itertools.count(rnd >> 58)
 
 
 _rand_a, _node, _counter = _new_node()
+_prefix_ms = -1
+_prefix = ""
 
 
 def _reseed_after_fork() -> None:
-    global _rand_a, _node, _counter
+    global _rand_a, _node, _counter, _prefix_ms
     _rand_a, _node, _counter = _new_node()
+    _prefix_ms = -1
 
 
 if hasattr(os, "register_at_fork"):
@@ -39,16 +42,19 @@ if hasattr(os, "register_at_fork"):
 
 def new_event_id() -> str:
     """Return a new time-ordered UUIDv7 string."""
+    global _prefix_ms, _prefix
     ms = time.time_ns() // 1_000_000
-    tail = (_node << 16) | (next(_counter) & 0xFFFF)
-    # variant bits 10xx go in the top of the fourth group
-    return "%08x-%04x-7%03x-%04x-%012x" % (  # noqa: UP031 - %-formatting is the fastest here
-        ms >> 16,
-        ms & 0xFFFF,
-        _rand_a,
-        0x8000 | (tail >> 48),
-        tail & 0xFFFFFFFFFFFF,
-    )
+    if ms != _prefix_ms:
+        # everything but the counter changes at most once a millisecond: format it then
+        _prefix = "%08x-%04x-7%03x-%04x-%08x" % (  # noqa: UP031 - fastest formatting here
+            ms >> 16,
+            ms & 0xFFFF,
+            _rand_a,
+            0x8000 | (_node >> 32),
+            _node & 0xFFFFFFFF,
+        )
+        _prefix_ms = ms
+    return "%s%04x" % (_prefix, next(_counter) & 0xFFFF)  # noqa: UP031
 
 
 def is_uuid(value: str) -> bool:

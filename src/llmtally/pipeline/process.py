@@ -126,11 +126,7 @@ class Processor:
         if meta is not None:
             if not isinstance(meta, bytes):  # read back from the spool as an object
                 meta = orjson.dumps(meta, option=orjson.OPT_NON_STR_KEYS)
-            text = redact.json_bytes(meta).decode()
-            if "\\u0000" in text:
-                # jsonb refuses NUL escapes; U+FFFD keeps the position visible
-                text = text.replace("\\u0000", "\\ufffd")
-            event["metadata"] = text
+            event["metadata"] = redact.json_bytes(meta).decode()
         if "total_tokens" not in event and ("input_tokens" in event or "output_tokens" in event):
             event["total_tokens"] = event.get("input_tokens", 0) + event.get("output_tokens", 0)
         at = event["occurred_at"]

@@ -107,8 +107,15 @@ class Store(abc.ABC):
             try:
                 one = self._write(Batch(events=[row]))
             except DataRejected as exc:
-                result.rejected.append((row, str(exc.__cause__ or exc)))
-                continue
+                repaired = self.repair(row)
+                if repaired is None:
+                    result.rejected.append((row, str(exc.__cause__ or exc)))
+                    continue
+                try:
+                    one = self._write(Batch(events=[repaired]))
+                except DataRejected as again:
+                    result.rejected.append((row, str(again.__cause__ or again)))
+                    continue
             result.inserted += one.inserted
             result.duplicates += one.duplicates
         return result
@@ -116,6 +123,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def _write(self, batch: Batch) -> WriteResult:
         """Write a batch in one transaction; raise DataRejected for data errors."""
+
+    def repair(self, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """A row this engine can store in place of one it refused, or None."""
+        return None
 
     @abc.abstractmethod
     def ts(self, epoch: float) -> Any:

@@ -93,6 +93,14 @@ class PostgresStore(Store):
         """An aware datetime: COPY sends it as timestamptz."""
         return datetime.fromtimestamp(epoch, UTC)
 
+    def repair(self, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """PostgreSQL text cannot hold NUL: store U+FFFD in its place rather than lose the event."""
+        fixed = tuple(
+            v.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd") if isinstance(v, str) else v
+            for v in row
+        )
+        return fixed if fixed != row else None
+
     def ping(self) -> None:
         """Connect and run a trivial query."""
         self._raw().execute("SELECT 1").fetchone()
