@@ -95,7 +95,7 @@ class Journal:
 
     # -- main journal (spooler thread only) ------------------------------------------------
 
-    def append(self, data: bytes) -> tuple[Position, Position]:
+    def append(self, data: bytes | bytearray) -> tuple[Position, Position]:
         """Append encoded lines; return the start and end positions they occupy."""
         if self.offset and self.offset + len(data) > self.segment_bytes:
             os.close(self._fd)
@@ -141,30 +141,13 @@ class Journal:
 
     # -- reading and cleanup (store-writer thread) ------------------------------------------
 
-    def read(
-        self, start: Position, limit_end: Position, max_items: int
-    ) -> tuple[list[Any], Position]:
-        """Items from ``start`` up to ``limit_end`` (at most ``max_items``) and where they end."""
-        seq, offset = start
-        # an older segment is read to its end; the live one only up to what was published
-        stop = None if seq < limit_end[0] else limit_end[1]
-        items: list[Any] = []
-        try:
-            with open(self.path(seq), "rb") as fh:
-                fh.seek(offset)
-                while len(items) < max_items and (stop is None or offset < stop):
-                    line = fh.readline()
-                    if not line:
-                        break
-                    if not line.endswith(b"\n"):
-                        break  # a torn final line: the owner died mid-write
-                    offset += len(line)
-                    items.append(_safe_decode(line))
-        except FileNotFoundError:
-            return [], (seq + 1, 0) if seq < limit_end[0] else start
-        if seq < limit_end[0] and (not items or len(items) < max_items):
-            return items, (seq + 1, 0)  # this segment is exhausted
-        return items, (seq, offset)
+    def read_range(self, start: Position, end: Position) -> list[Any]:
+        """The items appended between ``start`` and ``end`` (one batch, one segment)."""
+        with open(self.path(start[0]), "rb") as fh:
+            fh.seek(start[1])
+            data = fh.read(end[1] - start[1])
+        items = [_safe_decode(line) for line in data.splitlines()]
+        return [item for item in items if item is not None]
 
     def release_before(self, position: Position) -> None:
         """Delete main segments wholly before ``position`` (everything in them is committed)."""
@@ -172,9 +155,10 @@ class Journal:
             with contextlib.suppress(FileNotFoundError):
                 self.path(seq).unlink()
 
-    def remove_current_if_committed(self, committed: Position) -> None:
-        """Truncate the live segment when every byte of it is committed (idle, or at close)."""
-        if committed == (self.seq, self.offset) and self.offset:
+    def release_all(self) -> None:
+        """Everything journaled is committed: delete old segments and restart the live one."""
+        self.release_before((self.seq, 0))
+        if self.offset:
             os.close(self._fd)
             self.path(self.seq).unlink(missing_ok=True)
             self.seq += 1

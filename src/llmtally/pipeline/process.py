@@ -25,6 +25,8 @@ from llmtally.store.base import Batch
 log = logging.getLogger("llmtally")
 
 _REREGISTER = 3600.0
+_EMPTY_ROW: dict[str, Any] = dict.fromkeys(COLUMN_NAMES)
+_N_COLUMNS = len(COLUMN_NAMES)
 _TEXT_LIMITS = {name: spec.max_len for name, spec in FIELDS.items() if spec.column == "text"}
 
 
@@ -107,37 +109,51 @@ class Processor:
         batch.actors = [tuple(values) for values in actors.values()]
         return batch
 
-    def row(self, event: dict[str, Any], batch: Batch) -> tuple[Any, ...]:
-        """One events row in ``COLUMN_NAMES`` order."""
+    def row(self, item: dict[str, Any], batch: Batch) -> tuple[Any, ...]:
+        """One events row in ``COLUMN_NAMES`` order; ``item`` itself is left unchanged.
+
+        The queued dict may be journaled by the spooler at the same time, so all work
+        happens on a merged copy (which also puts the columns in order, in C).
+        """
+        event = {**_EMPTY_ROW, **item}
+        if len(event) != _N_COLUMNS:
+            self._take_text(event)
         redact = self._redact
-        prompt = event.pop(PROMPT_KEY, None)
-        completion = event.pop(COMPLETION_KEY, None)
-        if prompt is not None:
-            event["prompt_hash"], event["prompt_length"] = prompt_fingerprint(prompt)
-            if self._capture_content:
-                event["input_text"] = redact.text(prompt)[: _TEXT_LIMITS["input_text"]]
-        if completion is not None and self._capture_content:
-            event["output_text"] = redact.text(completion)[: _TEXT_LIMITS["output_text"]]
-        for name in ("error_message", "comment"):
-            text = event.get(name)
-            if text is not None:
-                event[name] = redact.text(text)
-        meta = event.get("metadata")
+        text = event["error_message"]
+        if text is not None:
+            event["error_message"] = redact.text(text)
+        text = event["comment"]
+        if text is not None:
+            event["comment"] = redact.text(text)
+        meta = event["metadata"]
         if meta is not None:
             if not isinstance(meta, bytes):  # read back from the spool as an object
                 meta = orjson.dumps(meta, option=orjson.OPT_NON_STR_KEYS)
             event["metadata"] = redact.json_bytes(meta).decode()
-        if "total_tokens" not in event and ("input_tokens" in event or "output_tokens" in event):
-            event["total_tokens"] = event.get("input_tokens", 0) + event.get("output_tokens", 0)
+        inp, out = event["input_tokens"], event["output_tokens"]
+        if event["total_tokens"] is None and (inp is not None or out is not None):
+            event["total_tokens"] = (inp or 0) + (out or 0)
         at = event["occurred_at"]
         if event["kind"] == "llm_call":
             self._price(event, at, batch)
         event["occurred_at"] = self._ts(at)
-        get = event.get
-        return tuple([get(name) for name in COLUMN_NAMES])
+        return tuple(event.values())
+
+    def _take_text(self, event: dict[str, Any]) -> None:
+        """Move raw prompt/completion into hash, length and (when enabled) stored text."""
+        prompt = event.pop(PROMPT_KEY, None)
+        completion = event.pop(COMPLETION_KEY, None)
+        for extra in [key for key in event if key not in _EMPTY_ROW]:
+            del event[extra]  # unknown keys (a newer writer's spool): not columns here
+        if prompt is not None:
+            event["prompt_hash"], event["prompt_length"] = prompt_fingerprint(prompt)
+            if self._capture_content:
+                event["input_text"] = self._redact.text(prompt)[: _TEXT_LIMITS["input_text"]]
+        if completion is not None and self._capture_content:
+            event["output_text"] = self._redact.text(completion)[: _TEXT_LIMITS["output_text"]]
 
     def _price(self, event: dict[str, Any], at: float, batch: Batch) -> None:
-        provider = event.get("provider")
+        provider = event["provider"]
         model = event["model"]
         key = (provider or "", model)
         now = time.monotonic()
@@ -145,26 +161,25 @@ class Processor:
             # once an hour per model is enough to keep the registry's last_seen current
             self._registered[key] = now
             batch.models.append(self._registry_row(self._prices.info(provider, model, at), key, at))
-        if "cost_usd" in event:
+        if event["cost_usd"] is not None:
             return  # the caller's figure (e.g. from the provider's bill) wins
-        if "input_tokens" not in event and "output_tokens" not in event:
+        inp, out = event["input_tokens"], event["output_tokens"]
+        if inp is None and out is None:
             # no usage: a failed request is not billed; anything else is unknown, not $0
-            if event.get("status") == "error":
+            if event["status"] == "error":
                 event["cost_usd"] = 0.0
             return
-        cost = self._prices.cost(
+        event["cost_usd"] = self._prices.cost(
             provider,
             model,
             at,
-            input_tokens=event.get("input_tokens", 0),
-            output_tokens=event.get("output_tokens", 0),
-            cache_read_tokens=event.get("cache_read_tokens", 0),
-            cache_write_tokens=event.get("cache_write_tokens", 0),
-            cache_write_1h_tokens=event.get("cache_write_1h_tokens", 0),
-            reasoning_tokens=event.get("reasoning_tokens", 0),
+            input_tokens=inp or 0,
+            output_tokens=out or 0,
+            cache_read_tokens=event["cache_read_tokens"] or 0,
+            cache_write_tokens=event["cache_write_tokens"] or 0,
+            cache_write_1h_tokens=event["cache_write_1h_tokens"] or 0,
+            reasoning_tokens=event["reasoning_tokens"] or 0,
         )
-        if cost is not None:
-            event["cost_usd"] = cost
 
     def _registry_row(self, info: PriceInfo, key: tuple[str, str], at: float) -> tuple[Any, ...]:
         if info.source == "unknown" and key not in self._warned:

@@ -27,6 +27,7 @@ by the next process that opens the same database with the same ``spool_dir``.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import logging
 import os
@@ -49,9 +50,25 @@ from llmtally.store.base import Store
 log = logging.getLogger("llmtally")
 
 _STOP = object()
-_HANDOFF_BATCHES = 4
+_MEMORY_BATCHES = 4  # batches kept in memory beyond the one being written
 _STATS_EVERY = 2.0
 _ORPHAN_SCAN_EVERY = 30.0
+
+
+class _Batch:
+    """Items handed from the spooler to the writer; journaled when not committed in time."""
+
+    __slots__ = ("created", "end", "items", "journaling", "seq", "size", "start", "taken")
+
+    def __init__(self, seq: int, items: list[Any], created: float) -> None:
+        self.seq = seq
+        self.items: list[Any] | None = items
+        self.size = len(items)
+        self.created = created
+        self.start: jr.Position | None = None
+        self.end: jr.Position | None = None
+        self.journaling = False
+        self.taken = False  # the writer is committing it from memory
 
 
 class _Marker:
@@ -61,7 +78,7 @@ class _Marker:
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.target: jr.Position | None = None
+        self.target: int | None = None  # the last batch sequence number it waits for
 
 
 @dataclass(slots=True)
@@ -145,17 +162,18 @@ class Writer:
         self.last_error: str | None = None
         self.ready = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._handoff: queue.Queue[Any] = queue.Queue()
+        self._cond = threading.Condition()
+        self._batches: collections.deque[_Batch] = collections.deque()
+        self._next_seq = 1
+        self._committed_seq = 0
+        self._stopping = False
         self._markers: list[_Marker] = []
-        self._markers_lock = threading.Lock()
         self._overflow_lock = threading.Lock()
         self._overflow_pending = False
         self._abandon = threading.Event()
         self._closed = False
         self._close_lock = threading.Lock()
         self._journal = jr.Journal(self._spool_dir)
-        self._published: jr.Position = self._journal.end()
-        self._committed: jr.Position = self._published
         self._spooler = threading.Thread(
             target=self._spool_loop, name="llmtally-spooler", daemon=True
         )
@@ -190,7 +208,7 @@ class Writer:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything handed over so far is in the store; False on timeout."""
         if self._closed:
-            return self._committed >= self._published and not self._overflow_pending
+            return not self._batches and not self._overflow_pending
         marker = _Marker()
         self._queue.put(marker)
         return marker.done.wait(timeout)
@@ -224,20 +242,19 @@ class Writer:
     def stats(self) -> dict[str, Any]:
         """Counters plus the current state of the queue, backlog and circuit."""
         data: dict[str, Any] = asdict(self.counters)
+        with self._cond:
+            pending = sum(b.size for b in self._batches)
+            in_memory = sum(b.size for b in self._batches if b.items is not None)
         data.update(
             queue_depth=self._queue.qsize(),
-            backlog_bytes=self._backlog_bytes(),
+            pending=pending,
+            pending_in_memory=in_memory,
             circuit_open=self.circuit_open,
             store_ready=self.ready.is_set(),
             last_error=self.last_error,
             spool_dir=str(self._spool_dir),
         )
         return data
-
-    def _backlog_bytes(self) -> int:
-        published, committed = self._published, self._committed
-        segments = published[0] - committed[0]
-        return max(0, segments * self._journal.segment_bytes + published[1] - committed[1])
 
     def _after_fork_in_child(self) -> None:
         # threads do not survive fork: a child gets its own queue, journal and threads
@@ -251,35 +268,44 @@ class Writer:
         last_sync = time.monotonic()
         while True:
             items, markers, stop = self._collect(q)
+            now = time.monotonic()
             if items:
-                self._spool(items)
-                if self._fsync_interval is not None and (
-                    time.monotonic() - last_sync >= self._fsync_interval
-                ):
-                    self._journal.sync()
-                    last_sync = time.monotonic()
-            if markers:
-                with self._markers_lock:
+                self.counters.queued += len(items)
+                with self._cond:
+                    self._batches.append(_Batch(self._next_seq, items, now))
+                    self._next_seq += 1
+                    self._cond.notify()
+            wrote = self._journal_due(now, force=stop)
+            if (
+                wrote
+                and self._fsync_interval is not None
+                and (stop or now - last_sync >= self._fsync_interval)
+            ):
+                self._journal.sync()
+                last_sync = now
+            if markers or stop:
+                with self._cond:
                     for marker in markers:
-                        marker.target = self._published
+                        marker.target = self._next_seq - 1
                         self._markers.append(marker)
-                self._handoff.put(None)  # wake the writer
+                    self._stopping = stop
+                    self._cond.notify()
             if stop:
-                if self._fsync_interval is not None:
-                    self._journal.sync()
-                self._handoff.put(_STOP)
                 return
 
     def _collect(self, q: queue.SimpleQueue[Any]) -> tuple[list[Any], list[_Marker], bool]:
         items: list[Any] = []
         markers: list[_Marker] = []
-        first = q.get()  # block until there is something
-        deadline = time.monotonic() + self._spool_interval
-        item = first
+        try:
+            # wake regularly even when idle: pending batches may have come due for the journal
+            item = q.get(timeout=self._spool_interval / 4)
+        except queue.Empty:
+            return items, markers, False
+        deadline = time.monotonic() + self._spool_interval / 4
         while True:
             if isinstance(item, _Marker):
                 markers.append(item)
-                break  # journal what came before the marker now
+                break  # hand over what came before the marker now
             if item is _STOP:
                 return items, markers, True
             items.append(item)
@@ -292,34 +318,51 @@ class Writer:
                 break
         return items, markers, False
 
-    def _spool(self, items: list[Any]) -> None:
-        self.counters.queued += len(items)
-        if self._backlog_bytes() > self._spool_max_bytes:
-            self.counters.dropped += len(items)
-            log.error(
-                "llmtally: spool full (%d bytes); %d events dropped",
-                self._spool_max_bytes,
-                len(items),
-            )
-            return
+    def _journal_due(self, now: float, *, force: bool = False) -> bool:
+        """Journal batches not committed within ``spool_interval`` (all of them when forced).
+
+        Also drops the in-memory copy of journaled batches beyond ``_MEMORY_BATCHES``, so
+        a slow or dead store costs disk, not memory. Returns whether anything was written.
+        """
+        with self._cond:
+            in_memory = [b for b in self._batches if b.items is not None]
+            excess = len(in_memory) - _MEMORY_BATCHES
+            due = [
+                b
+                for i, b in enumerate(in_memory)
+                if b.start is None
+                and not b.journaling
+                and (force or i < excess or now - b.created >= self._spool_interval)
+            ]
+            for b in due:
+                b.journaling = True
+        wrote = False
+        for b in due:
+            data = self._encode(b.items or [])
+            position = self._journal.append(data) if data else None
+            wrote = wrote or position is not None
+            with self._cond:
+                b.journaling = False
+                if position is not None:
+                    b.start, b.end = position
+        if excess > 0:
+            with self._cond:
+                for b in in_memory[:excess]:
+                    if b.start is not None and b.items is not None and not b.taken:
+                        b.items = None  # the writer reads it back from the journal
+                        self.counters.spooled += b.size
+        return wrote
+
+    def _encode(self, items: list[Any]) -> bytearray:
+        # one compact buffer: orjson's results carry ~8 KB of slack each, freed at once here
+        buf = bytearray()
         encode = jr.encode
-        lines: list[bytes] = []
-        good: list[Any] = []
         for item in items:
             try:
-                lines.append(encode(item))
-            except TypeError as exc:  # a poisoned event: rejected alone
-                self._reject_unencodable(item, exc)
-                continue
-            good.append(item)
-        if not good:
-            return
-        start, end = self._journal.append(b"".join(lines))
-        self._published = end
-        if self._handoff.qsize() < _HANDOFF_BATCHES:
-            self._handoff.put((start, end, good))
-        else:
-            self.counters.spooled += len(good)  # the writer will read them back from disk
+                buf += encode(item)
+            except TypeError as exc:  # not journalable; the in-memory copy still gets written
+                log.warning("llmtally: an event cannot be spooled: %s", exc)
+        return buf
 
     def _reject_unencodable(self, item: Any, exc: Exception) -> None:
         self.counters.rejected += 1
@@ -336,29 +379,24 @@ class Writer:
         self._replay_orphans(store, processor)
         next_scan = time.monotonic() + _ORPHAN_SCAN_EVERY
         next_stats = time.monotonic()
-        stash: tuple[jr.Position, jr.Position, list[Any]] | None = None
-        stopping = False
         while not self._abandon.is_set():
-            if self._committed < self._published:
-                if stash is None:
-                    stash = self._next_handoff()
-                if stash is not None and stash[1] <= self._committed:
-                    stash = None  # already read back from disk
-                    continue
-                if stash is not None and stash[0] == self._committed:
-                    items, end = stash[2], stash[1]
-                    stash = None
-                else:
-                    limit = stash[0] if stash is not None else self._published
-                    items, end = self._journal.read(self._committed, limit, self._batch_size)
-                    items = [item for item in items if item is not None]
+            with self._cond:
+                if not self._batches and not self._stopping:
+                    self._cond.wait(self._flush_interval)
+                batch = self._batches[0] if self._batches else None
+                if batch is not None:
+                    batch.taken = True
+                    items = batch.items
+                stopping = self._stopping
+            if batch is not None:
+                if items is None:
+                    assert batch.start is not None and batch.end is not None
+                    items = self._journal.read_range(batch.start, batch.end)
                 if items and not self._commit(store, processor, items):
                     break
-                self._committed = end
-                self._journal.release_before(end)
+                self._retire(batch)
                 continue
-            # caught up with the journal
-            self._journal.remove_current_if_committed(self._committed)
+            # idle: nothing pending in memory or in the journal
             if self._overflow_pending:
                 self._replay_overflow(store, processor)
             self._release_markers()
@@ -371,37 +409,30 @@ class Writer:
                 next_scan = now + _ORPHAN_SCAN_EVERY
             if stopping:
                 break
-            try:
-                entry = self._handoff.get(timeout=self._flush_interval)
-            except queue.Empty:
-                continue
-            if entry is _STOP:
-                stopping = True
-            elif entry is not None:
-                stash = entry
         self._write_stats()
         store.close()
 
-    def _next_handoff(self) -> tuple[jr.Position, jr.Position, list[Any]] | None:
-        while True:
-            try:
-                entry = self._handoff.get_nowait()
-            except queue.Empty:
-                return None
-            if entry is None:
-                continue
-            if entry is _STOP:
-                self._handoff.put(_STOP)  # keep it for when the backlog is written
-                return None
-            return entry  # type: ignore[no-any-return]
+    def _retire(self, batch: _Batch) -> None:
+        """Mark the oldest batch committed and free the journal bytes nothing needs."""
+        with self._cond:
+            self._batches.popleft()
+            self._committed_seq = batch.seq
+            journaling = any(b.journaling for b in self._batches)
+            oldest = next((b.start for b in self._batches if b.start is not None), None)
+        if oldest is not None:
+            self._journal.release_before(oldest)
+        elif not journaling:
+            self._journal.release_all()
+        if self._markers:
+            self._release_markers()
 
     def _release_markers(self) -> None:
-        with self._markers_lock:
-            if not self._markers:
-                return
+        if self._overflow_pending:
+            return  # a flush covers what callers journaled themselves: replayed when idle
+        with self._cond:
             waiting = []
             for marker in self._markers:
-                if marker.target is not None and marker.target <= self._committed:
+                if marker.target is not None and marker.target <= self._committed_seq:
                     marker.done.set()
                 else:
                     waiting.append(marker)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from llmtally.errors import StoreError, UnsupportedDatabaseError
 from llmtally.store import migrate
 
 log = logging.getLogger("llmtally")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 ACTOR_COLUMNS = (
     "actor_type",
@@ -125,8 +127,13 @@ class Store(abc.ABC):
         """Write a batch in one transaction; raise DataRejected for data errors."""
 
     def repair(self, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """A row this engine can store in place of one it refused, or None."""
-        return None
+        """A row this engine can store in place of one it refused, or None.
+
+        Text that cannot be encoded (lone surrogates from a bad decode) gets U+FFFD in
+        place of the bad characters: the event is worth more than those characters.
+        """
+        fixed = tuple(_encodable(v) if isinstance(v, str) else v for v in row)
+        return fixed if fixed != row else None
 
     @abc.abstractmethod
     def ts(self, epoch: float) -> Any:
@@ -181,3 +188,11 @@ def open_store(url: str, *, connect_timeout: float = 10.0) -> Store:
 def event_columns() -> Sequence[str]:
     """The events columns in write order."""
     return COLUMN_NAMES
+
+
+def _encodable(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text

@@ -94,10 +94,11 @@ class PostgresStore(Store):
         return datetime.fromtimestamp(epoch, UTC)
 
     def repair(self, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """PostgreSQL text cannot hold NUL: store U+FFFD in its place rather than lose the event."""
+        """Also replace NUL, which PostgreSQL text cannot hold, rather than lose the event."""
+        fixed = super().repair(row) or row
         fixed = tuple(
             v.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd") if isinstance(v, str) else v
-            for v in row
+            for v in fixed
         )
         return fixed if fixed != row else None
 
@@ -127,7 +128,7 @@ class PostgresStore(Store):
                 if batch.models:
                     cur.executemany(_UPSERT_MODELS, batch.models)
             conn.commit()
-        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError, UnicodeEncodeError) as exc:
             conn.rollback()
             raise DataRejected(str(exc).strip()) from exc
         except BaseException:

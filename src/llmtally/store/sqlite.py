@@ -78,6 +78,8 @@ class SQLiteStore(Store):
         super().__init__(sa_url, engine)
         self._path = database
         self._conn: sqlite3.Connection | None = None
+        self._ts_second = -1
+        self._ts_prefix = ""
 
     def _raw(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -93,11 +95,13 @@ class SQLiteStore(Store):
 
     def ts(self, epoch: float) -> Any:
         """ISO text in UTC, always with microseconds so that text order is time order."""
-        return (
-            datetime.fromtimestamp(epoch, UTC)
-            .replace(tzinfo=None)
-            .isoformat(sep=" ", timespec="microseconds")
-        )
+        micros = round(epoch * 1_000_000)
+        second, fraction = divmod(micros, 1_000_000)
+        if second != self._ts_second:
+            # events arrive in bursts within the same second: format the date part once
+            self._ts_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S.")
+            self._ts_second = second
+        return f"{self._ts_prefix}{fraction:06d}"
 
     def ping(self) -> None:
         """Open the file (creating it) and run a trivial query."""
@@ -116,7 +120,12 @@ class SQLiteStore(Store):
             if batch.models:
                 conn.executemany(_UPSERT_MODELS, batch.models)
             conn.execute("COMMIT")
-        except (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError) as exc:
+        except (
+            sqlite3.IntegrityError,
+            sqlite3.DataError,
+            sqlite3.InterfaceError,
+            UnicodeEncodeError,  # a lone surrogate in some string
+        ) as exc:
             conn.execute("ROLLBACK")
             raise DataRejected(str(exc)) from exc
         except BaseException:

@@ -1,0 +1,47 @@
+"""Run every benchmark: ``python benchmarks/run.py [--quick] [--only hotpath,throughput,memory]``.
+
+Figures go to stdout and to ``benchmarks/results/latest.json``. Set
+``LLMTALLY_BENCH_POSTGRES_URL`` for PostgreSQL (default postgresql://postgres@127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import hotpath, memory, throughput  # noqa: E402
+from benchmarks._common import console  # noqa: E402
+
+
+def main() -> None:
+    """Parse arguments and run the chosen sections."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument("--only", default="hotpath,throughput,memory")
+    args = parser.parse_args()
+    sections = set(args.only.split(","))
+    results: dict[str, object] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if "hotpath" in sections:
+        results["hotpath"] = hotpath.run(50_000 if args.quick else 200_000)
+    if "throughput" in sections:
+        results["throughput"] = throughput.run(50_000 if args.quick else 200_000)
+    if "memory" in sections:
+        results["memory"] = memory.run(200_000 if args.quick else 1_000_000)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    console.print(f"results written to {out / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
