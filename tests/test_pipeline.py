@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,55 @@ def test_recording_in_a_forked_child(sqlite_url: str) -> None:
     assert tally.close(10)
     assert count(sqlite_url, "feature = 'child'") == 1
     assert count(sqlite_url, "feature = 'parent'") == 2
+
+
+def test_stats_and_status_show_live_pipeline_counters(sqlite_url: str, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from llmtally.cli.main import cli
+
+    spool = tmp_path / "spool"
+    tally = llmtally.Tally(sqlite_url, spool_dir=spool, sample_rate=0.0, sample_kinds=("product",))
+    try:
+        for i in range(50):
+            tally.record_call(model="gpt-4o", input_tokens=i)
+            tally.record_event("page_view")  # sampled out entirely
+        assert tally.flush(10)
+        stats = tally.stats()
+        assert stats["written"] == 50 and stats["sampled_out"] == 50 and stats["queued"] == 50
+        time.sleep(2.5)  # the writer refreshes its stats file every 2 s
+        result = CliRunner().invoke(
+            cli, ["status", "--db", sqlite_url, "--spool-dir", str(spool), "--format", "json"]
+        )
+        assert result.exit_code == 0, result.output
+        (row,) = json.loads(result.output)
+        assert row["pipelines"] == 1
+        assert row["pipeline_written"] == 50
+        assert row["spool_files_awaiting_recovery"] == 0
+    finally:
+        tally.close(5)
+    assert count(sqlite_url) == 50
+
+
+def test_sampling_keeps_user_facing_calls(sqlite_url: str, tmp_path: Path) -> None:
+    with llmtally.Tally(sqlite_url, spool_dir=tmp_path / "s", sample_rate=0.5) as tally:
+        for i in range(2000):
+            tally.record_call(model="gpt-4o", input_tokens=i)
+            tally.record_tool_call("search", latency_ms=1.0)
+        assert tally.flush(10)
+        sampled = tally.stats()["sampled_out"]
+    assert count(sqlite_url, "kind = 'llm_call'") == 2000  # calls are never sampled by default
+    kept = count(sqlite_url, "kind = 'tool_call'")
+    assert kept + sampled == 2000
+    assert 800 < kept < 1200  # ~half, with a wide margin for chance
+
+
+def test_bad_pipeline_settings_are_config_errors() -> None:
+    with pytest.raises(llmtally.ConfigError, match="sample_rate"):
+        llmtally.Tally("sqlite:///x.db", sample_rate=1.5)
+    with pytest.raises(llmtally.ConfigError, match="sample_kinds"):
+        llmtally.Tally("sqlite:///x.db", sample_rate=0.5, sample_kinds=("everything",))
+    with pytest.raises(llmtally.ConfigError, match="queue_size"):
+        llmtally.Tally("sqlite:///x.db", queue_size=0)

@@ -28,7 +28,7 @@ from llmtally.capture.track import Call
 from llmtally.errors import ConfigError, InvalidEventError
 from llmtally.pipeline.process import Identify, Processor
 from llmtally.pipeline.writer import Writer
-from llmtally.store.base import Store, open_store
+from llmtally.store.base import Store, normalize_url, open_store
 
 if TYPE_CHECKING:
     from llmtally.query.reports import Reports
@@ -40,7 +40,11 @@ def default_spool_dir(database_url: str) -> Path:
     """Per-database spool directory under the user's data dir."""
     import platformdirs
 
-    digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+    url = normalize_url(database_url)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        # the same file however it is named (relative to the app's or the CLI's cwd)
+        url = "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
+    digest = hashlib.sha256(url.encode()).hexdigest()[:16]
     return Path(platformdirs.user_data_dir("llmtally")) / "spool" / digest
 
 
@@ -111,7 +115,6 @@ class Tally:
         self._redactor = Redactor(enabled=redact_pii, extra_patterns=redact_patterns)
         self._capture_content = capture_content
         self._invalid = 0
-        self._sampled_out = 0
         # sampling only touches the configured kinds; user-facing calls stay at 100%
         self._sample_rate = float(sample_rate)
         self._sample_kinds = kinds if sample_rate < 1.0 else frozenset()
@@ -243,10 +246,8 @@ class Tally:
         """Context manager / decorator timing one LLM call; see ``Call``."""
         try:
             event = build(fields, "llm_call", self.project)
-        except InvalidEventError:
-            if self._raise_invalid:
-                raise
-            self._invalid += 1
+        except InvalidEventError as exc:
+            self._invalid_event(exc, "llm_call")
             event = build({}, "llm_call", self.project)
         # build() leaves ``fields`` untouched: it doubles as the decorator's template
         return Call(self, event, fields)
@@ -272,11 +273,7 @@ class Tally:
 
     def stats(self) -> dict[str, Any]:
         """Pipeline counters: queued, written, duplicates, rejected, dropped, retries, invalid."""
-        base: dict[str, Any] = {
-            "enabled": self.enabled,
-            "invalid": self._invalid,
-            "sampled_out": self._sampled_out,
-        }
+        base: dict[str, Any] = {"enabled": self.enabled, "invalid": self._invalid}
         if self._writer is not None:
             base.update(self._writer.stats())
         return base
@@ -301,7 +298,7 @@ class Tally:
         if self._writer is None:
             return new_event_id()  # disabled: a no-op that still hands back an id
         if kind in self._sample_kinds and random.random() >= self._sample_rate:
-            self._sampled_out += 1
+            self._writer.counters.sampled_out += 1
             return new_event_id()
         try:
             event = build(fields, kind, self.project, kind == "llm_call")
@@ -313,6 +310,8 @@ class Tally:
     def _invalid_event(self, exc: InvalidEventError, kind: str) -> str:
         if self._raise_invalid:
             raise exc
+        if self._writer is not None:
+            self._writer.counters.invalid += 1
         self._invalid += 1
         log.warning("llmtally: invalid %s event dropped: %s", kind, exc)
         return new_event_id()

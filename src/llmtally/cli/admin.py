@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from llmtally.cli.common import CliGroup, db_option, opened_store
 from llmtally.cli.output import console, output_options, render, render_pairs
+from llmtally.pipeline.journal import spool_status
 from llmtally.query import catalog
 from llmtally.store import migrate
+from llmtally.tally import default_spool_dir
 
 
 @click.group("db", cls=CliGroup)
@@ -42,17 +46,37 @@ def db_status(db: str, fmt: str) -> None:
     render(rows, fmt, title="Schema migrations", columns=("revision", "description", "applied"))
 
 
+_PIPELINE_KEYS = (
+    "pid", "queued", "written", "duplicates", "spooled", "overflowed", "replayed", "rejected",
+    "sampled_out", "invalid", "retries", "circuit_open", "pending", "queue_depth", "last_error",
+)  # fmt: skip
+
+
 @click.command()
 @db_option
+@click.option(
+    "--spool-dir",
+    default=None,
+    help="Spool directory of the processes to report on (default: the one for this database).",
+)
 @output_options
-def status(db: str, fmt: str) -> None:
-    """Database, schema revision, event counts and models without a known price."""
+def status(db: str, spool_dir: str | None, fmt: str) -> None:
+    """Database, schema revision, event counts, unpriced models and live pipeline counters."""
     with opened_store(db, migrate=False) as store:
         facts = catalog.database_status(store.engine)
         placeholders = catalog.unpriced_models(store.engine) if facts["schema_revision"] else []
         row = {"database_url": store.safe_url, **facts}
     row["unpriced_models"] = ", ".join(p["model"] for p in placeholders) or None
+    spool = Path(spool_dir) if spool_dir else default_spool_dir(db)
+    live, orphaned = spool_status(spool)
+    row["spool_dir"] = str(spool)
+    row["spool_files_awaiting_recovery"] = len(orphaned)
+    pipelines = [{key: p.get(key) for key in _PIPELINE_KEYS} for p in live]
     if fmt != "table":
+        # JSON/CSV stay one flat row: pipeline counters are summed over live processes
+        for key in ("queued", "written", "spooled", "replayed", "rejected", "retries"):
+            row[f"pipeline_{key}"] = sum(int(p.get(key) or 0) for p in pipelines)
+        row["pipelines"] = len(pipelines)
         render([row], fmt)
         return
     render_pairs(
@@ -60,6 +84,13 @@ def status(db: str, fmt: str) -> None:
     )
     if not row["up_to_date"]:
         console().print("[yellow]The schema is behind: run `llmtally db migrate`.[/yellow]")
+    if pipelines:
+        render(pipelines, fmt, title="Live pipelines writing to this database")
+    if orphaned:
+        console().print(
+            f"[yellow]{len(orphaned)} spool file(s) of stopped processes await recovery; "
+            "the next process that records to this database writes them.[/yellow]"
+        )
     if placeholders:
         render(placeholders, fmt, title="Models without a known price (their cost is null)")
         click.echo(

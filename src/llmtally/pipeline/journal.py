@@ -232,3 +232,41 @@ def orphans(directory: Path, own_owner: str | None = None) -> Iterator[tuple[str
                 (directory / f"stats-{owner}.json").unlink(missing_ok=True)
         finally:
             os.close(fd)
+
+
+def spool_status(directory: Path) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Counters of live processes spooling in ``directory``; segments awaiting recovery."""
+    live: list[dict[str, Any]] = []
+    orphaned: list[Path] = []
+    if not directory.is_dir():
+        return live, orphaned
+    owners_alive: dict[str, bool] = {}
+    for path in sorted(directory.iterdir()):
+        match = _SEGMENT.match(path.name)
+        owner = match["owner"] if match else None
+        if path.name.startswith("stats-") and path.suffix == ".json":
+            owner = path.name[len("stats-") : -len(".json")]
+        if owner is None:
+            continue
+        if owner not in owners_alive:
+            owners_alive[owner] = _is_alive(directory / f"{owner}.lock")
+        if match and not owners_alive[owner]:
+            orphaned.append(path)
+        elif not match and owners_alive[owner]:
+            with contextlib.suppress(OSError, ValueError):
+                live.append({"owner": owner, **orjson.loads(path.read_bytes())})
+    return live, orphaned
+
+
+def _is_alive(lock_path: Path) -> bool:
+    try:
+        fd = os.open(lock_path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True  # its owner holds the lock: the process is running
+    finally:
+        os.close(fd)
+    return False

@@ -9,6 +9,7 @@ model whose price is unknown.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -61,10 +62,12 @@ class Processor:
         self._registered: dict[tuple[str, str], float] = {}
         self._warned: set[tuple[str, str]] = set()
         self._rejected = 0
+        self._lock = threading.Lock()
 
     def take_rejected(self) -> int:
         """How many events were rejected since the last call."""
-        count, self._rejected = self._rejected, 0
+        with self._lock:
+            count, self._rejected = self._rejected, 0
         return count
 
     def batch(self, items: Iterable[dict[str, Any] | Identify]) -> Batch:
@@ -92,7 +95,8 @@ class Processor:
             except (
                 Exception
             ) as exc:  # one bad event (e.g. a corrupt spool line) must not block the rest
-                self._rejected += 1
+                with self._lock:  # the spooler and the writer both build batches
+                    self._rejected += 1
                 log.warning("llmtally: event %s rejected: %s", _event_id(item), exc)
                 continue
             batch.events.append(row)

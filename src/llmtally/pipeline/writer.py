@@ -45,7 +45,7 @@ import orjson
 
 from llmtally.pipeline import journal as jr
 from llmtally.pipeline.process import Identify, Processor
-from llmtally.store.base import Store
+from llmtally.store.base import Batch, Store
 
 log = logging.getLogger("llmtally")
 
@@ -58,17 +58,22 @@ _ORPHAN_SCAN_EVERY = 30.0
 class _Batch:
     """Items handed from the spooler to the writer; journaled when not committed in time."""
 
-    __slots__ = ("created", "end", "items", "journaling", "seq", "size", "start", "taken")
+    __slots__ = (
+        "committed", "created", "end", "items", "journaling", "rows", "seq", "size", "start",
+        "taken",
+    )  # fmt: skip
 
     def __init__(self, seq: int, items: list[Any], created: float) -> None:
         self.seq = seq
         self.items: list[Any] | None = items
+        self.rows: Batch | None = None  # built by the spooler once the store is known
         self.size = len(items)
         self.created = created
         self.start: jr.Position | None = None
         self.end: jr.Position | None = None
         self.journaling = False
         self.taken = False  # the writer is committing it from memory
+        self.committed = False
 
 
 class _Marker:
@@ -96,6 +101,8 @@ class Counters:
     retries: int = 0  # failed store writes that were retried
     circuit_opens: int = 0
     batches: int = 0
+    sampled_out: int = 0  # events not kept because of sample_rate
+    invalid: int = 0  # events refused by validation with on_invalid="warn"
 
 
 _open_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -163,7 +170,10 @@ class Writer:
         self.ready = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._cond = threading.Condition()
-        self._batches: collections.deque[_Batch] = collections.deque()
+        self._batches: collections.deque[_Batch] = collections.deque()  # uncommitted, in order
+        self._unjournaled: collections.deque[_Batch] = collections.deque()
+        self._journaled_in_memory: collections.deque[_Batch] = collections.deque()
+        self._in_memory = 0  # batches whose items are held in memory
         self._next_seq = 1
         self._committed_seq = 0
         self._stopping = False
@@ -174,6 +184,7 @@ class Writer:
         self._closed = False
         self._close_lock = threading.Lock()
         self._journal = jr.Journal(self._spool_dir)
+        self._processor: Processor | None = None  # set by the writer once the store is ready
         self._spooler = threading.Thread(
             target=self._spool_loop, name="llmtally-spooler", daemon=True
         )
@@ -271,8 +282,16 @@ class Writer:
             now = time.monotonic()
             if items:
                 self.counters.queued += len(items)
+                batch = _Batch(self._next_seq, items, now)
+                processor = self._processor
+                if processor is not None:
+                    # build rows here, so the writer's inserts (which release the GIL in the
+                    # driver) overlap with this thread's Python work
+                    batch.rows = self._prepare(processor, items)
                 with self._cond:
-                    self._batches.append(_Batch(self._next_seq, items, now))
+                    self._batches.append(batch)
+                    self._unjournaled.append(batch)
+                    self._in_memory += 1
                     self._next_seq += 1
                     self._cond.notify()
             wrote = self._journal_due(now, force=stop)
@@ -323,35 +342,47 @@ class Writer:
 
         Also drops the in-memory copy of journaled batches beyond ``_MEMORY_BATCHES``, so
         a slow or dead store costs disk, not memory. Returns whether anything was written.
+        Work is proportional to what is due: both queues are consumed from the left.
         """
+        due: list[_Batch] = []
         with self._cond:
-            in_memory = [b for b in self._batches if b.items is not None]
-            excess = len(in_memory) - _MEMORY_BATCHES
-            due = [
-                b
-                for i, b in enumerate(in_memory)
-                if b.start is None
-                and not b.journaling
-                and (force or i < excess or now - b.created >= self._spool_interval)
-            ]
-            for b in due:
+            waiting = self._unjournaled
+            while waiting:
+                b = waiting[0]
+                if b.committed:
+                    waiting.popleft()
+                    continue
+                if not (
+                    force
+                    or self._in_memory > _MEMORY_BATCHES
+                    or now - b.created >= self._spool_interval
+                ):
+                    break  # younger batches are not due either
+                waiting.popleft()
                 b.journaling = True
-        wrote = False
+                due.append(b)
+                if not force and len(due) + _MEMORY_BATCHES >= self._in_memory:
+                    break
         for b in due:
             data = self._encode(b.items or [])
             position = self._journal.append(data) if data else None
-            wrote = wrote or position is not None
             with self._cond:
                 b.journaling = False
                 if position is not None:
                     b.start, b.end = position
-        if excess > 0:
-            with self._cond:
-                for b in in_memory[:excess]:
-                    if b.start is not None and b.items is not None and not b.taken:
-                        b.items = None  # the writer reads it back from the journal
-                        self.counters.spooled += b.size
-        return wrote
+                    if not b.committed:
+                        self._journaled_in_memory.append(b)
+        with self._cond:
+            spill = self._journaled_in_memory
+            while spill and self._in_memory > _MEMORY_BATCHES:
+                b = spill.popleft()
+                if b.committed or b.taken or b.items is None:
+                    continue
+                b.items = None  # the writer reads it back from the journal
+                b.rows = None
+                self._in_memory -= 1
+                self.counters.spooled += b.size
+        return bool(due)
 
     def _encode(self, items: list[Any]) -> bytearray:
         # one compact buffer: orjson's results carry ~8 KB of slack each, freed at once here
@@ -386,13 +417,15 @@ class Writer:
                 batch = self._batches[0] if self._batches else None
                 if batch is not None:
                     batch.taken = True
-                    items = batch.items
+                    items, rows = batch.items, batch.rows
                 stopping = self._stopping
             if batch is not None:
-                if items is None:
-                    assert batch.start is not None and batch.end is not None
-                    items = self._journal.read_range(batch.start, batch.end)
-                if items and not self._commit(store, processor, items):
+                if rows is None:
+                    if items is None:
+                        assert batch.start is not None and batch.end is not None
+                        items = self._journal.read_range(batch.start, batch.end)
+                    rows = self._prepare(processor, items)
+                if not self._commit(store, rows):
                     break
                 self._retire(batch)
                 continue
@@ -416,9 +449,24 @@ class Writer:
         """Mark the oldest batch committed and free the journal bytes nothing needs."""
         with self._cond:
             self._batches.popleft()
+            batch.committed = True
+            if batch.items is not None:
+                self._in_memory -= 1
+                batch.items = None
+            batch.rows = None
             self._committed_seq = batch.seq
-            journaling = any(b.journaling for b in self._batches)
-            oldest = next((b.start for b in self._batches if b.start is not None), None)
+            # journaled batches are journaled in order: the oldest pending one bounds the release
+            journaling = False
+            oldest = None
+            for b in self._batches:
+                if b.journaling:
+                    journaling = True
+                    break
+                if b.start is not None:
+                    oldest = b.start
+                    break
+                if b.items is not None and b.start is None and not b.journaling:
+                    break  # not journaled yet: nothing after it is either
         if oldest is not None:
             self._journal.release_before(oldest)
         elif not journaling:
@@ -461,17 +509,21 @@ class Writer:
                 continue
             if warned:
                 log.warning("llmtally: store reachable again")
+            self._processor = processor
             if self._on_ready is not None:
                 self._on_ready(store)
             self.ready.set()
             return store, processor
         return None
 
-    def _commit(self, store: Store, processor: Processor, items: list[Any]) -> bool:
-        """Write items, retrying until they are in the store; False if abandoned."""
+    def _prepare(self, processor: Processor, items: list[Any]) -> Batch:
         batch = processor.batch(items)
+        self.counters.rejected += processor.take_rejected()
+        return batch
+
+    def _commit(self, store: Store, batch: Batch) -> bool:
+        """Write a batch, retrying until it is in the store; False if abandoned."""
         c = self.counters
-        c.rejected += processor.take_rejected()
         delay = 0.05
         failures = 0
         while True:
@@ -518,12 +570,12 @@ class Writer:
         for item in jr.read_file(path):
             chunk.append(item)
             if len(chunk) >= self._batch_size:
-                if not self._commit(store, processor, chunk):
+                if not self._commit(store, self._prepare(processor, chunk)):
                     return False
                 self.counters.replayed += len(chunk)
                 chunk = []
         if chunk:
-            if not self._commit(store, processor, chunk):
+            if not self._commit(store, self._prepare(processor, chunk)):
                 return False
             self.counters.replayed += len(chunk)
         path.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ _CREATE_STAGE = (
     "ON COMMIT DELETE ROWS"
 )
 _COPY = f"COPY {_STAGE} ({_COLS}) FROM STDIN"
+_COPY_DIRECT = f"COPY events ({_COLS}) FROM STDIN"
 _MOVE = (
     f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM {_STAGE} ON CONFLICT (event_id) DO NOTHING"
 )
@@ -93,6 +94,30 @@ class PostgresStore(Store):
         """An aware datetime: COPY sends it as timestamptz."""
         return datetime.fromtimestamp(epoch, UTC)
 
+    def _copy_events(
+        self, conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]
+    ) -> int:
+        """COPY straight into events; through the stage only when a duplicate is met.
+
+        Duplicates are rare (replays after a crash, a resend after a lost commit), so the
+        common batch pays for one COPY; the stage and ``ON CONFLICT`` are the fallback.
+        """
+        cur.execute("SAVEPOINT llmtally_copy")
+        try:
+            with cur.copy(_COPY_DIRECT) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT llmtally_copy")
+        else:
+            cur.execute("RELEASE SAVEPOINT llmtally_copy")
+            return len(rows)
+        with cur.copy(_COPY) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(_MOVE)
+        return cur.rowcount
+
     def repair(self, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """Also replace NUL, which PostgreSQL text cannot hold, rather than lose the event."""
         fixed = super().repair(row) or row
@@ -118,11 +143,7 @@ class PostgresStore(Store):
             with conn.cursor() as cur:
                 inserted = 0
                 if batch.events:
-                    with cur.copy(_COPY) as copy:
-                        for row in batch.events:
-                            copy.write_row(row)
-                    cur.execute(_MOVE)
-                    inserted = cur.rowcount
+                    inserted = self._copy_events(conn, cur, batch.events)
                 if batch.actors:
                     cur.executemany(_UPSERT_ACTORS, batch.actors)
                 if batch.models:

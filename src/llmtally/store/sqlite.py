@@ -8,6 +8,7 @@ transaction never has to be retried half way through.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +26,15 @@ from llmtally.store.base import (
     WriteResult,
 )
 
-_INSERT_EVENTS = "INSERT OR IGNORE INTO events ({}) VALUES ({})".format(
-    ", ".join(COLUMN_NAMES), ", ".join("?" * len(COLUMN_NAMES))
-)
+_ROW = "({})".format(", ".join("?" * len(COLUMN_NAMES)))
+_INSERT_PREFIX = "INSERT OR IGNORE INTO events ({}) VALUES ".format(", ".join(COLUMN_NAMES))
+_MAX_ROWS_PER_STATEMENT = 500
+
+
+def _insert_sql(rows: int) -> str:
+    return _INSERT_PREFIX + ", ".join([_ROW] * rows)
+
+
 _UPSERT_ACTORS = (
     "INSERT INTO actors ({}) VALUES ({}) ON CONFLICT (actor_type, actor_id) DO UPDATE SET "
     "display_name = coalesce(excluded.display_name, display_name), "
@@ -78,8 +85,9 @@ class SQLiteStore(Store):
         super().__init__(sa_url, engine)
         self._path = database
         self._conn: sqlite3.Connection | None = None
-        self._ts_second = -1
-        self._ts_prefix = ""
+        self._ts_cache: tuple[int, str] = (-1, "")
+        self._per_statement = 0
+        self._statements: dict[int, str] = {}
 
     def _raw(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -97,11 +105,13 @@ class SQLiteStore(Store):
         """ISO text in UTC, always with microseconds so that text order is time order."""
         micros = round(epoch * 1_000_000)
         second, fraction = divmod(micros, 1_000_000)
-        if second != self._ts_second:
-            # events arrive in bursts within the same second: format the date part once
-            self._ts_prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S.")
-            self._ts_second = second
-        return f"{self._ts_prefix}{fraction:06d}"
+        cached = self._ts_cache
+        if cached[0] != second:
+            # events come in bursts within one second: format the date part once; one tuple,
+            # swapped whole, so two threads never pair a second with another's text
+            cached = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S."))
+            self._ts_cache = cached
+        return f"{cached[1]}{fraction:06d}"
 
     def ping(self) -> None:
         """Open the file (creating it) and run a trivial query."""
@@ -113,7 +123,7 @@ class SQLiteStore(Store):
         try:
             before = conn.total_changes
             if batch.events:
-                conn.executemany(_INSERT_EVENTS, batch.events)
+                self._insert(conn, batch.events)
             inserted = conn.total_changes - before
             if batch.actors:
                 conn.executemany(_UPSERT_ACTORS, batch.actors)
@@ -133,6 +143,37 @@ class SQLiteStore(Store):
                 conn.execute("ROLLBACK")
             raise
         return WriteResult(inserted=inserted, duplicates=len(batch.events) - inserted)
+
+    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert with multi-row statements.
+
+        ``executemany`` runs one statement per row and releases the GIL around each step;
+        when any other thread is busy, getting it back can take a whole switch interval
+        (5 ms) per row. Hundreds of rows per statement make that a handful of times per
+        batch, and are faster even on an idle interpreter.
+        """
+        per = self._rows_per_statement(conn)
+        full = len(rows) - len(rows) % per
+        if full:
+            flat = itertools.chain.from_iterable
+            conn.executemany(
+                self._sql(per), [list(flat(rows[i : i + per])) for i in range(0, full, per)]
+            )
+        if full < len(rows):
+            rest = rows[full:]
+            conn.execute(self._sql(len(rest)), list(itertools.chain.from_iterable(rest)))
+
+    def _rows_per_statement(self, conn: sqlite3.Connection) -> int:
+        if self._per_statement == 0:
+            limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            self._per_statement = max(1, min(_MAX_ROWS_PER_STATEMENT, limit // len(COLUMN_NAMES)))
+        return self._per_statement
+
+    def _sql(self, rows: int) -> str:
+        sql = self._statements.get(rows)
+        if sql is None:
+            sql = self._statements[rows] = _insert_sql(rows)
+        return sql
 
     def _close_raw(self) -> None:
         if self._conn is not None:
