@@ -186,8 +186,10 @@ class Processor:
         )
 
     def _registry_row(self, info: PriceInfo, key: tuple[str, str], at: float) -> tuple[Any, ...]:
-        if info.source == "unknown" and key not in self._warned:
+        with self._lock:  # the spooler and the writer both register models: warn once
+            first = info.source == "unknown" and key not in self._warned
             self._warned.add(key)
+        if first:
             log.warning(
                 "llmtally: no price known for model %r (provider %r); its calls are stored with "
                 "cost_usd = null. Add it to custom_pricing, then run "
