@@ -72,6 +72,8 @@ def test_postgres_outage_in_the_middle_of_20000_events(pg_url: str, tmp_path: Pa
         tally.close(10)
         proxy.close()
     assert down["retries"] > 0 and down["last_error"]
+    assert down["circuit_opens"] >= 1 and down["circuit_open"] is True
+    assert stats["circuit_open"] is False  # closed again once writes succeed
     assert count(pg_url) == 20_000
     eng = engine(pg_url)
     with eng.connect() as conn:
