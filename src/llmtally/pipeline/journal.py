@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ class Journal:
         self.seq = 1
         self.offset = 0
         self._fd = self._open(self.seq)
+        self._lock = threading.Lock()  # the live segment's descriptor is swapped on release
         self._ovf_seq = 0
         self._ovf_fd: int | None = None
 
@@ -97,6 +99,10 @@ class Journal:
 
     def append(self, data: bytes | bytearray) -> tuple[Position, Position]:
         """Append encoded lines; return the start and end positions they occupy."""
+        with self._lock:
+            return self._append(data)
+
+    def _append(self, data: bytes | bytearray) -> tuple[Position, Position]:
         if self.offset and self.offset + len(data) > self.segment_bytes:
             os.close(self._fd)
             self.seq += 1
@@ -112,7 +118,8 @@ class Journal:
 
     def sync(self) -> None:
         """Force the current segment to disk (power-loss durability)."""
-        os.fsync(self._fd)
+        with self._lock:
+            os.fsync(self._fd)
 
     def end(self) -> Position:
         """Position just after the last appended byte."""
@@ -158,7 +165,9 @@ class Journal:
     def release_all(self) -> None:
         """Everything journaled is committed: delete old segments and restart the live one."""
         self.release_before((self.seq, 0))
-        if self.offset:
+        with self._lock:
+            if not self.offset:
+                return
             os.close(self._fd)
             self.path(self.seq).unlink(missing_ok=True)
             self.seq += 1

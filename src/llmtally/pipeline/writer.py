@@ -455,22 +455,24 @@ class Writer:
                 batch.items = None
             batch.rows = None
             self._committed_seq = batch.seq
-            # journaled batches are journaled in order: the oldest pending one bounds the release
-            journaling = False
-            oldest = None
+            # Batches are journaled in order, so the oldest pending journaled batch bounds
+            # what can go. Deciding and releasing under the lock the spooler needs to start
+            # journaling means no append can land in a segment being deleted.
+            oldest: jr.Position | None = None
+            busy = False
             for b in self._batches:
                 if b.journaling:
-                    journaling = True
+                    busy = True
                     break
                 if b.start is not None:
                     oldest = b.start
                     break
-                if b.items is not None and b.start is None and not b.journaling:
+                if b.items is not None:
                     break  # not journaled yet: nothing after it is either
-        if oldest is not None:
-            self._journal.release_before(oldest)
-        elif not journaling:
-            self._journal.release_all()
+            if oldest is not None:
+                self._journal.release_before(oldest)
+            elif not busy:
+                self._journal.release_all()
         if self._markers:
             self._release_markers()
 
