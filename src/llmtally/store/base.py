@@ -196,3 +196,14 @@ def _encodable(text: str) -> str:
     except UnicodeEncodeError:
         return _SURROGATE.sub("\ufffd", text)
     return text
+
+
+def new_rows_only(rows: list[tuple[Any, ...]], inserted: set[str]) -> list[tuple[Any, ...]]:
+    """The rows whose id the database reports as inserted, each id once (first wins)."""
+    out = []
+    for row in rows:
+        event_id = row[0]
+        if event_id in inserted:
+            inserted.discard(event_id)  # a repeat of the same id in this batch was not new
+            out.append(row)
+    return out

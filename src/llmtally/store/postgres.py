@@ -16,6 +16,7 @@ import psycopg
 import sqlalchemy as sa
 
 from llmtally.capture.event import COLUMN_NAMES
+from llmtally.store import rollups
 from llmtally.store.base import (
     ACTOR_COLUMNS,
     MODEL_COLUMNS,
@@ -23,6 +24,7 @@ from llmtally.store.base import (
     DataRejected,
     Store,
     WriteResult,
+    new_rows_only,
 )
 
 _STAGE = "llmtally_stage_events"
@@ -34,7 +36,8 @@ _CREATE_STAGE = (
 _COPY = f"COPY {_STAGE} ({_COLS}) FROM STDIN"
 _COPY_DIRECT = f"COPY events ({_COLS}) FROM STDIN"
 _MOVE = (
-    f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM {_STAGE} ON CONFLICT (event_id) DO NOTHING"
+    f"INSERT INTO events ({_COLS}) SELECT {_COLS} FROM {_STAGE} "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
 )
 _UPSERT_ACTORS = (
     "INSERT INTO actors ({}) VALUES ({}) ON CONFLICT (actor_type, actor_id) DO UPDATE SET "
@@ -95,12 +98,13 @@ class PostgresStore(Store):
         return datetime.fromtimestamp(epoch, UTC)
 
     def _copy_events(
-        self, conn: psycopg.Connection[Any], cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]
-    ) -> int:
+        self, cur: psycopg.Cursor[Any], rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
         """COPY straight into events; through the stage only when a duplicate is met.
 
         Duplicates are rare (replays after a crash, a resend after a lost commit), so the
-        common batch pays for one COPY; the stage and ``ON CONFLICT`` are the fallback.
+        common batch pays for one COPY; the stage and ``ON CONFLICT`` are the fallback,
+        and its ``RETURNING`` names the rows that were new. Returns those rows.
         """
         cur.execute("SAVEPOINT llmtally_copy")
         try:
@@ -111,12 +115,13 @@ class PostgresStore(Store):
             cur.execute("ROLLBACK TO SAVEPOINT llmtally_copy")
         else:
             cur.execute("RELEASE SAVEPOINT llmtally_copy")
-            return len(rows)
+            return rows
         with cur.copy(_COPY) as copy:
             for row in rows:
                 copy.write_row(row)
         cur.execute(_MOVE)
-        return cur.rowcount
+        inserted = {str(event_id) for (event_id,) in cur.fetchall()}
+        return new_rows_only(rows, inserted)
 
     def repair(self, row: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """Also replace NUL, which PostgreSQL text cannot hold, rather than lose the event."""
@@ -143,7 +148,10 @@ class PostgresStore(Store):
             with conn.cursor() as cur:
                 inserted = 0
                 if batch.events:
-                    inserted = self._copy_events(conn, cur, batch.events)
+                    new_rows = self._copy_events(cur, batch.events)
+                    inserted = len(new_rows)
+                    accs = rollups.add_rows({}, new_rows, rollups.datetime_hour)
+                    rollups.apply_postgres(cur, accs)
                 if batch.actors:
                     cur.executemany(_UPSERT_ACTORS, batch.actors)
                 if batch.models:

@@ -73,6 +73,9 @@ events = sa.Table(
     sa.Index("ix_events_occurred_at", "occurred_at"),
     sa.Index("ix_events_project_occurred_at", "project", "occurred_at"),
     sa.Index("ix_events_parent_id", "parent_id"),
+    sa.Index("ix_events_trace_id", "trace_id"),
+    sa.Index("ix_events_session_id", "session_id"),
+    sa.Index("ix_events_actor_id", "actor_id"),
 )
 
 actors = sa.Table(
@@ -103,4 +106,47 @@ models = sa.Table(
     sa.Column("is_placeholder", sa.Boolean(), nullable=False),
     sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Hourly rollups of llm_call and tool_call events (see store/rollups.py). Missing
+# dimensions are stored as "" because primary-key columns cannot be NULL.
+ROLLUP_DIMENSIONS = (
+    "project",
+    "kind",
+    "feature",
+    "model",
+    "provider",
+    "status",
+    "error_type",
+    "name",
+)
+ROLLUP_SUMS = (
+    "calls",
+    "errors",
+    "cost_usd",
+    "priced_calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "latency_sum",
+    "latency_count",
+    "ttft_sum",
+    "ttft_count",
+)
+_FLOAT_SUMS = frozenset({"cost_usd", "latency_sum", "ttft_sum"})
+
+rollup_hourly = sa.Table(
+    "rollup_hourly",
+    metadata,
+    sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
+    *(sa.Column(name, sa.String(200), primary_key=True) for name in ROLLUP_DIMENSIONS),
+    *(
+        sa.Column(name, sa.Double() if name in _FLOAT_SUMS else sa.BigInteger(), nullable=False)
+        for name in ROLLUP_SUMS
+    ),
+    sa.Column("example_error", sa.Text()),
+    sa.Column("latency_hist", sa.LargeBinary()),
+    sa.Column("ttft_hist", sa.LargeBinary()),
 )

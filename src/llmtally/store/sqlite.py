@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from llmtally.capture.event import COLUMN_NAMES
+from llmtally.store import rollups
 from llmtally.store.base import (
     ACTOR_COLUMNS,
     MODEL_COLUMNS,
@@ -24,6 +25,7 @@ from llmtally.store.base import (
     DataRejected,
     Store,
     WriteResult,
+    new_rows_only,
 )
 
 _ROW = "({})".format(", ".join("?" * len(COLUMN_NAMES)))
@@ -32,7 +34,7 @@ _MAX_ROWS_PER_STATEMENT = 500
 
 
 def _insert_sql(rows: int) -> str:
-    return _INSERT_PREFIX + ", ".join([_ROW] * rows)
+    return _INSERT_PREFIX + ", ".join([_ROW] * rows) + " RETURNING event_id"
 
 
 _UPSERT_ACTORS = (
@@ -121,10 +123,11 @@ class SQLiteStore(Store):
         conn = self._raw()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            before = conn.total_changes
+            inserted = 0
             if batch.events:
-                self._insert(conn, batch.events)
-            inserted = conn.total_changes - before
+                new_rows = self._insert(conn, batch.events)
+                inserted = len(new_rows)
+                rollups.apply_sqlite(conn, rollups.add_rows({}, new_rows, rollups.sqlite_hour))
             if batch.actors:
                 conn.executemany(_UPSERT_ACTORS, batch.actors)
             if batch.models:
@@ -144,24 +147,27 @@ class SQLiteStore(Store):
             raise
         return WriteResult(inserted=inserted, duplicates=len(batch.events) - inserted)
 
-    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-        """Insert with multi-row statements.
+    def _insert(
+        self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """Insert with multi-row statements; return the rows that were new.
 
         ``executemany`` runs one statement per row and releases the GIL around each step;
         when any other thread is busy, getting it back can take a whole switch interval
         (5 ms) per row. Hundreds of rows per statement make that a handful of times per
-        batch, and are faster even on an idle interpreter.
+        batch, and are faster even on an idle interpreter. ``RETURNING`` names the rows
+        really inserted, so rollups never count a duplicate.
         """
         per = self._rows_per_statement(conn)
-        full = len(rows) - len(rows) % per
-        if full:
-            flat = itertools.chain.from_iterable
-            conn.executemany(
-                self._sql(per), [list(flat(rows[i : i + per])) for i in range(0, full, per)]
-            )
-        if full < len(rows):
-            rest = rows[full:]
-            conn.execute(self._sql(len(rest)), list(itertools.chain.from_iterable(rest)))
+        flat = itertools.chain.from_iterable
+        inserted: set[str] = set()
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            cursor = conn.execute(self._sql(len(chunk)), list(flat(chunk)))
+            inserted.update(event_id for (event_id,) in cursor.fetchall())
+        if len(inserted) == len(rows):
+            return rows
+        return new_rows_only(rows, inserted)
 
     def _rows_per_statement(self, conn: sqlite3.Connection) -> int:
         if self._per_statement == 0:

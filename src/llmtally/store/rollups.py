@@ -1,0 +1,237 @@
+"""Hourly rollups, kept current by the write path and rebuildable from the raw events.
+
+Per hour and per (project, kind, feature, model, provider, status, error_type, name),
+``rollup_hourly`` holds counts, token and cost sums and latency/TTFT histograms
+(``store.sketch``) of ``llm_call`` and ``tool_call`` events. The store adds a batch's
+deltas in the same transaction as its events, computed from the rows the database
+really inserted (``RETURNING``), so duplicates and replays never count twice.
+
+Histograms are merged read-modify-write, so concurrent writers are serialized for the
+rollup part: SQLite by its write lock (``BEGIN IMMEDIATE``), PostgreSQL by a
+transaction-scoped advisory lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from llmtally.capture.event import COLUMN_NAMES
+from llmtally.store import sketch
+from llmtally.store.schema import ROLLUP_DIMENSIONS, ROLLUP_SUMS, events, rollup_hourly
+
+ROLLED_KINDS = frozenset({"llm_call", "tool_call"})
+PG_LOCK_KEY = 0x6C6C6D726F6C6C  # "llmroll"
+
+_I = {name: i for i, name in enumerate(COLUMN_NAMES)}
+_K_OCC, _K_KIND, _K_STATUS = _I["occurred_at"], _I["kind"], _I["status"]
+_K_DIMS = tuple(_I[name] for name in ROLLUP_DIMENSIONS)
+_K_COST, _K_LAT, _K_TTFT, _K_MSG = (
+    _I["cost_usd"],
+    _I["latency_ms"],
+    _I["ttft_ms"],
+    _I["error_message"],
+)
+_K_TOKENS = tuple(
+    _I[name]
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                 "reasoning_tokens")
+)  # fmt: skip
+_COLUMNS = (
+    "bucket",
+    *ROLLUP_DIMENSIONS,
+    *ROLLUP_SUMS,
+    "example_error",
+    "latency_hist",
+    "ttft_hist",
+)
+
+Key = tuple[Any, ...]  # (bucket, *dimensions)
+
+
+class Acc:
+    """Accumulated sums and histograms of one rollup key."""
+
+    __slots__ = ("example", "latency", "sums", "ttft")
+
+    def __init__(self) -> None:
+        self.sums = [0] * len(ROLLUP_SUMS)
+        self.latency: sketch.Histogram = {}
+        self.ttft: sketch.Histogram = {}
+        self.example: str | None = None
+
+
+def add_rows(
+    accs: dict[Key, Acc], rows: Iterable[Sequence[Any]], hour: Callable[[Any], Any]
+) -> dict[Key, Acc]:
+    """Accumulate event rows (``COLUMN_NAMES`` order) into per-key accumulators."""
+    bucket = sketch.bucket
+    for row in rows:
+        kind = row[_K_KIND]
+        if kind not in ROLLED_KINDS:
+            continue
+        key = (hour(row[_K_OCC]), *[row[i] or "" for i in _K_DIMS])
+        acc = accs.get(key)
+        if acc is None:
+            acc = accs[key] = Acc()
+        s = acc.sums
+        s[0] += 1
+        if row[_K_STATUS] == "error":
+            s[1] += 1
+            message = row[_K_MSG]
+            if message:
+                acc.example = message
+        cost = row[_K_COST]
+        if cost is not None:
+            s[2] += cost
+            s[3] += 1
+        for offset, index in enumerate(_K_TOKENS, start=4):
+            value = row[index]
+            if value:
+                s[offset] += value
+        latency = row[_K_LAT]
+        if latency is not None:
+            s[9] += latency
+            s[10] += 1
+            b = bucket(latency)
+            acc.latency[b] = acc.latency.get(b, 0) + 1
+        ttft = row[_K_TTFT]
+        if ttft is not None:
+            s[11] += ttft
+            s[12] += 1
+            b = bucket(ttft)
+            acc.ttft[b] = acc.ttft.get(b, 0) + 1
+    return accs
+
+
+def _rows_for_upsert(
+    accs: dict[Key, Acc], existing: dict[Key, tuple[Any, Any]]
+) -> list[tuple[Any, ...]]:
+    out = []
+    for key, acc in accs.items():
+        old_latency, old_ttft = existing.get(key, (None, None))
+        latency = sketch.merge_blob(dict(acc.latency), old_latency)
+        ttft = sketch.merge_blob(dict(acc.ttft), old_ttft)
+        out.append((*key, *acc.sums, acc.example, sketch.encode(latency), sketch.encode(ttft)))
+    return out
+
+
+def _upsert_sql(placeholder: str) -> str:
+    keys = ("bucket", *ROLLUP_DIMENSIONS)
+    sums = ", ".join(f"{name} = rollup_hourly.{name} + excluded.{name}" for name in ROLLUP_SUMS)
+    return (
+        f"INSERT INTO rollup_hourly ({', '.join(_COLUMNS)}) "
+        f"VALUES ({', '.join([placeholder] * len(_COLUMNS))}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}, "
+        "example_error = coalesce(excluded.example_error, rollup_hourly.example_error), "
+        "latency_hist = excluded.latency_hist, ttft_hist = excluded.ttft_hist"
+    )
+
+
+_KEY_WHERE = " AND ".join(f"{name} = {{p}}" for name in ("bucket", *ROLLUP_DIMENSIONS))
+SQLITE_UPSERT = _upsert_sql("?")
+PG_UPSERT = _upsert_sql("%s")
+_SQLITE_SELECT = "SELECT latency_hist, ttft_hist FROM rollup_hourly WHERE " + _KEY_WHERE.format(
+    p="?"
+)
+_PG_SELECT = "SELECT latency_hist, ttft_hist FROM rollup_hourly WHERE " + _KEY_WHERE.format(p="%s")
+
+
+def apply_sqlite(conn: Any, accs: dict[Key, Acc]) -> None:
+    """Merge deltas into rollup_hourly inside the caller's SQLite write transaction."""
+    if not accs:
+        return
+    existing = {}
+    for key in accs:
+        found = conn.execute(_SQLITE_SELECT, key).fetchone()
+        if found is not None:
+            existing[key] = found
+    conn.executemany(SQLITE_UPSERT, _rows_for_upsert(accs, existing))
+
+
+def apply_postgres(cur: Any, accs: dict[Key, Acc]) -> None:
+    """Merge deltas into rollup_hourly inside the caller's PostgreSQL transaction."""
+    if not accs:
+        return
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
+    existing = {}
+    for key in accs:
+        cur.execute(_PG_SELECT, key)
+        found = cur.fetchone()
+        if found is not None:
+            existing[key] = found
+    cur.executemany(PG_UPSERT, _rows_for_upsert(accs, existing))
+
+
+def sqlite_hour(value: str) -> str:
+    """Hour bucket of a SQLite occurred_at text."""
+    return value[:13] + ":00:00.000000"
+
+
+def datetime_hour(value: datetime) -> datetime:
+    """Hour bucket of a datetime."""
+    return value.replace(minute=0, second=0, microsecond=0)
+
+
+_REBUILD_COLUMNS = ("occurred_at", "kind", "status", *ROLLUP_DIMENSIONS, "cost_usd",
+                    "latency_ms", "ttft_ms", "error_message", "input_tokens", "output_tokens",
+                    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")  # fmt: skip
+
+
+def rebuild_on(conn: sa.Connection, *, chunk: int = 20_000) -> int:
+    """Recompute every rollup from the events table on ``conn``; return events rolled up.
+
+    Events are read in time order, so each hour's keys are complete when the next hour
+    starts and memory holds one hour at a time.
+    """
+    conn.execute(sa.delete(rollup_hourly))
+    names = list(dict.fromkeys(_REBUILD_COLUMNS))
+    query = (
+        sa.select(*[events.c[name] for name in names])
+        .where(events.c.kind.in_(sorted(ROLLED_KINDS)))
+        .order_by(events.c.occurred_at)
+    )
+    position = {name: i for i, name in enumerate(names)}
+    # rebuild reads rows of a different shape: map them onto COLUMN_NAMES positions
+    width = len(COLUMN_NAMES)
+    order = [(i, position.get(name)) for i, name in enumerate(COLUMN_NAMES)]
+    hour_rows: list[list[Any]] = []
+    current_hour: Any = None
+    total = 0
+    # statement-level options: Connection.execution_options() would change the connection
+    result = conn.execute(query.execution_options(stream_results=True, yield_per=chunk))
+    for part in result.partitions(chunk):
+        for r in part:
+            full: list[Any] = [None] * width
+            for i, p in order:
+                if p is not None:
+                    full[i] = r[p]
+            hour = datetime_hour(r[0])
+            full[_K_OCC] = hour
+            if hour != current_hour and hour_rows:
+                _insert_complete(conn, add_rows({}, hour_rows, _same))
+                hour_rows = []
+            current_hour = hour
+            hour_rows.append(full)
+            total += 1
+    if hour_rows:
+        _insert_complete(conn, add_rows({}, hour_rows, _same))
+    return total
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _insert_complete(conn: sa.Connection, accs: dict[Key, Acc]) -> None:
+    rows = _rows_for_upsert(accs, {})
+    conn.execute(sa.insert(rollup_hourly), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+
+
+def rebuild(engine: sa.Engine) -> int:
+    """Recompute every rollup from the raw events in one transaction."""
+    with engine.begin() as conn:
+        return rebuild_on(conn)
