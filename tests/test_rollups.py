@@ -121,3 +121,27 @@ def test_migration_rolls_up_existing_events(sqlite_url: str, tmp_path: Path) -> 
     (row,) = rows(sqlite_url, "SELECT * FROM rollup_hourly")
     assert row["calls"] == 1 and row["cost_usd"] == 0.5 and row["model"] == "m"
     assert str(row["bucket"]).startswith("2026-10-01 12:00:00")
+
+
+def test_cleanup_and_repricing_keep_rollups_exact(db_url: str, tmp_path: Path) -> None:
+    from llmtally.capture.pricing import PriceBook
+    from llmtally.store.maintenance import delete_older_than, recompute_costs
+
+    with llmtally.Tally(db_url, spool_dir=tmp_path / "s") as tally:
+        _record(tally)
+        assert tally.flush(30)
+    eng = engine(db_url)
+    try:
+        cutoff = REF + timedelta(hours=20, minutes=13)  # not on an hour boundary
+        assert delete_older_than(eng, cutoff=cutoff) > 0
+        after_cleanup = _rollup_rows(db_url)
+        book = PriceBook(custom_pricing={"unknown-x": {"input": 1.0, "output": 2.0}})
+        assert recompute_costs(eng, book) > 0
+        after_repricing = _rollup_rows(db_url)
+        rollups.rebuild(eng)
+        assert _rollup_rows(db_url) == after_repricing
+    finally:
+        eng.dispose()
+    assert after_cleanup != after_repricing  # the re-priced costs reached the rollups
+    remaining = rows(db_url, "SELECT count(*) AS n FROM events WHERE kind = 'llm_call'")[0]["n"]
+    assert sum(r["calls"] for r in after_repricing if r["kind"] == "llm_call") == remaining

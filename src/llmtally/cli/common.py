@@ -41,7 +41,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 FILTER_NAMES: Final = ("project", "feature", "model", "provider", "actor")
 # QueryError arguments that are spelled as options on the command line
-_OPTION_ARGUMENTS: Final = frozenset({"since", "until", "status", "by", *FILTER_NAMES})
+_OPTION_ARGUMENTS: Final = frozenset(
+    {"since", "until", "status", "by", "interval", "limit", "offset", *FILTER_NAMES}
+)
+INTERVALS: Final = ("hour", "day", "week")
 
 
 class UsageFailure(click.ClickException):
@@ -63,6 +66,12 @@ def _first_line(exc: BaseException) -> str:
 
 def translate_errors(exc: Exception) -> click.ClickException | None:
     """The click exception to show for an llmtally or database error, or None to re-raise."""
+    if isinstance(exc, click.UsageError) and not isinstance(
+        exc, click.exceptions.NoArgsIsHelpError
+    ):
+        # click prints usage, a hint and a blank line before the message: keep only the message
+        lines = exc.format_message().strip().splitlines()
+        return UsageFailure(lines[0] if lines else "bad usage")
     if isinstance(exc, QueryError):
         name = f"--{exc.argument}" if exc.argument in _OPTION_ARGUMENTS else exc.argument
         return UsageFailure(f"{name}: {str(exc).split(': ', 1)[-1]}")
@@ -180,6 +189,28 @@ def opened_reports(url: str) -> Iterator[Reports]:
 def dimension_choice() -> click.Choice[str]:
     """The dimensions a breakdown can group by."""
     return click.Choice(list(DIMENSIONS))
+
+
+def interval_option(default: str) -> Callable[[F], F]:
+    """``--interval hour|day|week`` for the trend reports."""
+    return click.option(
+        "--interval",
+        type=click.Choice(INTERVALS),
+        default=default,
+        show_default=True,
+        help="Bucket size: hour, day or ISO week (UTC).",
+    )
+
+
+def limit_option(default: int | None, what: str = "rows") -> Callable[[F], F]:
+    """``--limit N`` (a positive integer; no limit when ``default`` is None and none given)."""
+    return click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        help=f"Show at most this many {what}.",
+    )
 
 
 def progress_bar() -> Progress:

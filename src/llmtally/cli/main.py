@@ -9,12 +9,14 @@ from __future__ import annotations
 import click
 
 from llmtally import __version__
+from llmtally.cli.activity import agents, errors, feedback, sessions, tools, trace
 from llmtally.cli.admin import db_group, status
 from llmtally.cli.common import CliGroup
 from llmtally.cli.data import cleanup, export
 from llmtally.cli.demo import demo
 from llmtally.cli.prices import prices
 from llmtally.cli.reports import costs, overview
+from llmtally.cli.requests import requests_group
 
 
 @click.group(
@@ -29,7 +31,23 @@ def cli() -> None:
     """
 
 
-for command in (overview, costs, export, cleanup, prices, db_group, status, demo):
+for command in (
+    overview,
+    costs,
+    requests_group,
+    errors,
+    feedback,
+    sessions,
+    agents,
+    tools,
+    trace,
+    export,
+    cleanup,
+    prices,
+    db_group,
+    status,
+    demo,
+):
     cli.add_command(command)
 
 

@@ -1,4 +1,4 @@
-"""Report commands: ``overview`` and ``costs summary|breakdown``. All SQL lives in ``query``."""
+"""Report commands: ``overview`` and ``costs summary|trends|breakdown``. No SQL here: ``query``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,21 @@ from typing import Final
 
 import click
 
-from llmtally.cli.common import CliGroup, dimension_choice, opened_reports, report_options
-from llmtally.cli.output import output_options, render, render_pairs
+from llmtally.cli.common import (
+    CliGroup,
+    dimension_choice,
+    interval_option,
+    opened_reports,
+    report_options,
+)
+from llmtally.cli.output import (
+    format_cell,
+    format_change,
+    label,
+    output_options,
+    render,
+    render_pairs,
+)
 from llmtally.query.export import iso_utc
 from llmtally.query.reports import Filters, Reports
 
@@ -22,6 +35,15 @@ _BREAKDOWN_KEYS: Final = (
     "input_tokens",
     "output_tokens",
     "cache_read_tokens",
+)
+_TREND_KEYS: Final = ("bucket", "calls", "errors", "cost_usd", "input_tokens", "output_tokens")
+# the previous period of equal length, shown under the overview in table mode:
+# (metric, key now, key before, key of the relative change or None)
+_COMPARISON: Final = (
+    ("calls", "calls", "prev_calls", "calls_change"),
+    ("cost_usd", "cost_usd", "prev_cost_usd", "cost_change"),
+    ("error_rate", "error_rate", "prev_error_rate", None),
+    ("p95_latency_ms", "p95_latency_ms", "prev_p95_latency_ms", None),
 )
 _TOP_KEYS: Final = ("calls", "cost_usd", "cost_share", "avg_cost_usd", "errors")
 TOP_N: Final = 5
@@ -59,11 +81,43 @@ def show_overview(reports: Reports, filters: Filters, fmt: str, title: str = "Ov
     if fmt != "table":
         render([row], fmt)
         return
-    render_pairs(row, fmt, title=f"{title} ({describe(filters)})")
+    comparison = comparison_rows(row)
+    current = {key: value for key, value in row.items() if not key.startswith("prev_")}
+    for _, _, _, change in _COMPARISON:
+        if change is not None:
+            current.pop(change, None)
+    render_pairs(current, fmt, title=f"{title} ({describe(filters)})")
+    if comparison:
+        render(
+            comparison,
+            fmt,
+            title="Compared with the previous period of equal length",
+            right=("now", "previous", "change"),
+        )
     for by in ("model", "feature"):
         rows = breakdown_rows(reports, by, filters, TOP_N)
         if rows:
             render(rows, fmt, title=f"Cost by {by} (top {TOP_N})", columns=(by, *_TOP_KEYS))
+
+
+def comparison_rows(row: dict[str, object]) -> list[dict[str, str]]:
+    """This period against the previous one, formatted (empty if the overview has no prev_*)."""
+    if not any(key.startswith("prev_") for key in row):
+        return []
+    return [
+        {
+            "metric": label(metric),
+            "now": format_cell(metric, row.get(now)),
+            "previous": format_cell(metric, row.get(before)),
+            "change": format_change(_number(row.get(change))) if change else "",
+        }
+        for metric, now, before, change in _COMPARISON
+        if before in row
+    ]
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 @click.command()
@@ -91,6 +145,22 @@ def costs_summary(db: str, filters: Filters, fmt: str) -> None:
         render_pairs(rows[0], fmt, title=f"Costs ({describe(filters)})")
     else:
         render(rows, fmt)
+
+
+@costs.command("trends")
+@interval_option("day")
+@report_options
+@output_options
+def costs_trends(interval: str, db: str, filters: Filters, fmt: str) -> None:
+    """Calls, errors, cost and tokens per hour, day or week (buckets with calls, oldest first)."""
+    with opened_reports(db) as reports:
+        rows = reports.costs_trends(interval=interval, filters=filters)
+    render(
+        rows,
+        fmt,
+        title=f"Cost per {interval} ({describe(filters)})",
+        columns=None if rows else _TREND_KEYS,
+    )
 
 
 @costs.command("breakdown")

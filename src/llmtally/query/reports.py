@@ -1,127 +1,82 @@
 """The query layer: every report the CLI (and later the server, dashboard and MCP) shows.
 
-Each report returns a list of flat dicts with snake_case keys and numbers as numbers.
-All filtering goes through ``Filters`` so every view offers the same options.
+Each report returns a list of flat dicts with snake_case keys, numbers as numbers and
+datetimes as aware UTC ``datetime``. Filters are a ``Filters`` object or keyword
+arguments (``since="7d"``, ``model="gpt-4o"``…). Counting reports come from hourly
+rollups plus raw edges (``query.aggregate``); listings come from the events table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from llmtally.errors import QueryError
-from llmtally.query.timeparse import parse_time
+from llmtally.query import activity
+from llmtally.query.aggregate import INTERVALS, Agg, aware, collect
+from llmtally.query.filters import Filters
+from llmtally.store import sketch
 from llmtally.store.schema import events
 
+# dimensions a breakdown or a stats report can be grouped by (report name → events column)
 DIMENSIONS = {
-    "model": events.c.model,
-    "provider": events.c.provider,
-    "feature": events.c.feature,
-    "actor": events.c.actor_id,
-    "session": events.c.session_id,
-    "project": events.c.project,
-    "status": events.c.status,
+    "model": "model",
+    "provider": "provider",
+    "feature": "feature",
+    "actor": "actor_id",
+    "session": "session_id",
+    "project": "project",
+    "status": "status",
 }
 
 Row = dict[str, Any]
 
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """The filters every report takes."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    project: str | None = None
-    feature: str | None = None
-    model: str | None = None
-    provider: str | None = None
-    actor: str | None = None
-    status: str | None = None
-
-    @classmethod
-    def parse(
-        cls,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
-        **equals: str | None,
-    ) -> Filters:
-        """Build filters from user input (``since="7d"``…); bad values raise QueryError."""
-        now = datetime.now(UTC)
-        start = parse_time(since, "since", now=now)
-        end = parse_time(until, "until", now=now)
-        if start is not None and end is not None and start >= end:
-            raise QueryError("since", "must be before --until")
-        unknown = set(equals) - {"project", "feature", "model", "provider", "actor", "status"}
-        if unknown:
-            raise QueryError(sorted(unknown)[0], "is not a filter")
-        if equals.get("status") not in (None, "success", "error"):
-            raise QueryError("status", "must be success or error")
-        return cls(
-            since=start.astimezone(UTC) if start else None,
-            until=end.astimezone(UTC) if end else None,
-            **equals,
-        )
-
-    def where(self, kind: str | None = "llm_call") -> sa.ColumnElement[bool]:
-        """The SQL condition for these filters."""
-        c = events.c
-        parts: list[sa.ColumnElement[bool]] = []
-        if kind is not None:
-            parts.append(c.kind == kind)
-        if self.since is not None:
-            parts.append(c.occurred_at >= self.since)
-        if self.until is not None:
-            parts.append(c.occurred_at < self.until)
-        for name, column in (
-            ("project", c.project),
-            ("feature", c.feature),
-            ("model", c.model),
-            ("provider", c.provider),
-            ("actor", c.actor_id),
-            ("status", c.status),
-        ):
-            value = getattr(self, name)
-            if value is not None:
-                parts.append(column == value)
-        return sa.and_(sa.true(), *parts)
+__all__ = ["DIMENSIONS", "Filters", "Reports"]
 
 
-def _num(value: Any) -> float:
-    return float(value) if value is not None else 0.0
+def _rate(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
 
 
-def _percentiles(
-    conn: sa.Connection,
-    column: sa.ColumnElement[Any],
-    where: sa.ColumnElement[bool],
-    qs: Sequence[float],
-) -> list[float | None]:
-    """Exact continuous percentiles (linear interpolation, like percentile_cont)."""
-    if conn.dialect.name == "postgresql":
-        exprs = [sa.func.percentile_cont(q).within_group(column) for q in qs]
-        row = conn.execute(sa.select(*exprs).where(where & column.is_not(None))).one()
-        return [None if v is None else float(v) for v in row]
-    values = [
-        v
-        for (v,) in conn.execute(
-            sa.select(column).where(where & column.is_not(None)).order_by(column)
-        )
-    ]
-    return [_interpolate(values, q) for q in qs]
+def _change(now: float, before: float) -> float | None:
+    return (now - before) / before if before else None
 
 
-def _interpolate(sorted_values: Sequence[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    pos = (len(sorted_values) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return float(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo))
+def _by(by: str | None) -> list[str]:
+    if by is None:
+        return []
+    if by not in DIMENSIONS:
+        raise QueryError("by", f"must be one of {', '.join(DIMENSIONS)}, got {by!r}")
+    return [by]
+
+
+def _interval(interval: str) -> str:
+    if interval not in INTERVALS:
+        raise QueryError("interval", f"must be one of {', '.join(INTERVALS)}, got {interval!r}")
+    return interval
+
+
+def _limit(limit: int | None, argument: str = "limit") -> int | None:
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise QueryError(argument, f"must be a whole number >= 0, got {limit!r}")
+    return limit
+
+
+def latency_fields(agg: Agg, *, p99: bool = True, ttft: bool = True) -> Row:
+    """avg/p50/p95(/p99) latency and TTFT of a group, in ms."""
+    p50, p95, p99_value = sketch.quantiles(agg.latency, (0.5, 0.95, 0.99))
+    out: Row = {
+        "avg_latency_ms": agg.avg_latency,
+        "p50_latency_ms": p50,
+        "p95_latency_ms": p95,
+    }
+    if p99:
+        out["p99_latency_ms"] = p99_value
+    if ttft:
+        t50, t95 = sketch.quantiles(agg.ttft, (0.5, 0.95))
+        out.update(avg_ttft_ms=agg.avg_ttft, p50_ttft_ms=t50, p95_ttft_ms=t95)
+    return out
 
 
 class Reports:
@@ -140,46 +95,102 @@ class Reports:
             filters = Filters.parse(**kwargs)
         elif kwargs:
             raise QueryError("filters", "give either a Filters object or keyword filters")
-        if filters.project is None and self.project is not None:
-            filters = Filters(**{**_as_dict(filters), "project": self.project})
-        return filters
+        return filters.with_project(self.project)
+
+    # -- overview and costs ------------------------------------------------------------
 
     def overview(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
-        """Calls, cost, tokens, error rate, latency percentiles and active actors."""
+        """Calls, cost, tokens, errors, latency percentiles, actors, top model and feature."""
         f = self._filters(filters, kwargs)
-        c = events.c
-        where = f.where()
-        is_error = sa.case((c.status == "error", 1), else_=0)
-        query = sa.select(
-            sa.func.count().label("calls"),
-            sa.func.sum(is_error).label("errors"),
-            sa.func.sum(c.cost_usd).label("cost_usd"),
-            sa.func.sum(sa.case((c.cost_usd.is_(None), 1), else_=0)).label("unpriced_calls"),
-            sa.func.sum(c.input_tokens).label("input_tokens"),
-            sa.func.sum(c.output_tokens).label("output_tokens"),
-            sa.func.sum(c.cache_read_tokens).label("cache_read_tokens"),
-            sa.func.sum(c.cache_write_tokens).label("cache_write_tokens"),
-            sa.func.count(sa.distinct(c.actor_id)).label("active_actors"),
-        ).where(where)
         with self.engine.connect() as conn:
-            row = conn.execute(query).one()
-            p50, p95 = _percentiles(conn, c.latency_ms, where, (0.5, 0.95))
-        calls = int(row.calls)
+            row = self._overview_row(conn, f)
+            previous = f.previous()
+            if previous is not None:
+                before = self._overview_row(conn, previous, top=False)
+                row.update(
+                    prev_calls=before["calls"],
+                    prev_cost_usd=before["cost_usd"],
+                    prev_error_rate=before["error_rate"],
+                    prev_p95_latency_ms=before["p95_latency_ms"],
+                    calls_change=_change(row["calls"], before["calls"]),
+                    cost_change=_change(row["cost_usd"], before["cost_usd"]),
+                )
+        return [row]
+
+    def _overview_row(self, conn: sa.Connection, f: Filters, *, top: bool = True) -> Row:
+        agg = collect(conn, f, histograms=True).get((), Agg())
+        p50, p95 = sketch.quantiles(agg.latency, (0.5, 0.95))
+        (t95,) = sketch.quantiles(agg.ttft, (0.95,))
+        calls = int(agg.calls)
+        row: Row = {
+            "calls": calls,
+            "errors": int(agg.errors),
+            "error_rate": _rate(agg.errors, calls),
+            "cost_usd": float(agg.cost_usd),
+            "unpriced_calls": calls - int(agg.priced_calls),
+            "input_tokens": int(agg.input_tokens),
+            "output_tokens": int(agg.output_tokens),
+            "cache_read_tokens": int(agg.cache_read_tokens),
+            "cache_write_tokens": int(agg.cache_write_tokens),
+            "reasoning_tokens": int(agg.reasoning_tokens),
+            "active_actors": activity.active_actors(conn, f),
+            "avg_latency_ms": agg.avg_latency,
+            "p50_latency_ms": p50,
+            "p95_latency_ms": p95,
+            "p95_ttft_ms": t95,
+        }
+        if top:
+            row["top_model"] = _top(collect(conn, f, ["model"]))
+            row["top_feature"] = _top(collect(conn, f, ["feature"]))
+        return row
+
+    def costs_summary(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
+        """Total cost with per-call and per-day averages."""
+        f = self._filters(filters, kwargs)
+        with self.engine.connect() as conn:
+            agg = collect(conn, f).get((), Agg())
+            span = None
+            if f.since is None or f.until is None:
+                span = conn.execute(
+                    sa.select(sa.func.min(events.c.occurred_at), sa.func.max(events.c.occurred_at))
+                    .where(f.where())
+                ).one()  # fmt: skip
+        calls, cost = int(agg.calls), float(agg.cost_usd)
+        days = 0.0
+        if calls:
+            start = f.since or aware(span[0]) if span else f.since
+            end = f.until or (aware(span[1]) if span else None)
+            if start is not None and end is not None:
+                days = max((end - start).total_seconds() / 86400, 1 / 24)
         return [
             {
                 "calls": calls,
-                "errors": int(row.errors or 0),
-                "error_rate": (int(row.errors or 0) / calls) if calls else 0.0,
-                "cost_usd": _num(row.cost_usd),
-                "unpriced_calls": int(row.unpriced_calls or 0),
-                "input_tokens": int(row.input_tokens or 0),
-                "output_tokens": int(row.output_tokens or 0),
-                "cache_read_tokens": int(row.cache_read_tokens or 0),
-                "cache_write_tokens": int(row.cache_write_tokens or 0),
-                "active_actors": int(row.active_actors or 0),
-                "p50_latency_ms": p50,
-                "p95_latency_ms": p95,
+                "cost_usd": cost,
+                "avg_cost_per_call_usd": _rate(cost, calls),
+                "days": round(days, 3),
+                "avg_cost_per_day_usd": _rate(cost, days),
             }
+        ]
+
+    def costs_trends(
+        self, interval: str = "day", filters: Filters | None = None, **kwargs: Any
+    ) -> list[Row]:
+        """Cost, calls and tokens per hour, day or ISO week, oldest first."""
+        step = _interval(interval)
+        f = self._filters(filters, kwargs)
+        with self.engine.connect() as conn:
+            groups = collect(conn, f, interval=step)
+        return [
+            {
+                "bucket": bucket,
+                "calls": int(agg.calls),
+                "errors": int(agg.errors),
+                "cost_usd": float(agg.cost_usd),
+                "input_tokens": int(agg.input_tokens),
+                "output_tokens": int(agg.output_tokens),
+            }
+            for (bucket,), agg in sorted(groups.items())
+            if agg.calls
         ]
 
     def costs_breakdown(
@@ -190,85 +201,225 @@ class Reports:
         **kwargs: Any,
     ) -> list[Row]:
         """Cost, calls and tokens per value of one dimension, most expensive first."""
-        column = DIMENSIONS.get(by)
-        if column is None:
-            raise QueryError("by", f"must be one of {', '.join(DIMENSIONS)}, got {by!r}")
+        dims = _by(by)
+        _limit(limit)
         f = self._filters(filters, kwargs)
-        c = events.c
-        cost = sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0)
-        query = (
-            sa.select(
-                column.label("key"),
-                sa.func.count().label("calls"),
-                sa.func.sum(sa.case((c.status == "error", 1), else_=0)).label("errors"),
-                cost.label("cost_usd"),
-                sa.func.sum(sa.case((c.cost_usd.is_(None), 1), else_=0)).label("unpriced_calls"),
-                sa.func.sum(c.input_tokens).label("input_tokens"),
-                sa.func.sum(c.output_tokens).label("output_tokens"),
-                sa.func.sum(c.cache_read_tokens).label("cache_read_tokens"),
+        with self.engine.connect() as conn:
+            groups = collect(conn, f, dims)
+        total = sum(agg.cost_usd for agg in groups.values())
+        rows = [
+            {
+                by: key[0],
+                "calls": int(agg.calls),
+                "cost_usd": float(agg.cost_usd),
+                "cost_share": _rate(agg.cost_usd, total),
+                "avg_cost_usd": _rate(agg.cost_usd, agg.calls),
+                "unpriced_calls": int(agg.calls - agg.priced_calls),
+                "errors": int(agg.errors),
+                "input_tokens": int(agg.input_tokens),
+                "output_tokens": int(agg.output_tokens),
+                "cache_read_tokens": int(agg.cache_read_tokens),
+            }
+            for key, agg in groups.items()
+            if agg.calls
+        ]
+        rows.sort(key=lambda r: (-r["cost_usd"], -r["calls"], str(r[by])))
+        return rows[:limit] if limit is not None else rows
+
+    # -- requests ----------------------------------------------------------------------
+
+    def requests_stats(
+        self, by: str | None = None, filters: Filters | None = None, **kwargs: Any
+    ) -> list[Row]:
+        """Count, error rate, latency and TTFT percentiles, average tokens, per group."""
+        dims = _by(by)
+        f = self._filters(filters, kwargs)
+        with self.engine.connect() as conn:
+            groups = collect(conn, f, dims, histograms=True)
+        rows = []
+        for key, agg in groups.items():
+            if not agg.calls:
+                continue
+            row: Row = {by: key[0]} if by else {}
+            row.update(
+                calls=int(agg.calls),
+                errors=int(agg.errors),
+                error_rate=_rate(agg.errors, agg.calls),
+                **latency_fields(agg),
+                avg_input_tokens=_rate(agg.input_tokens, agg.calls),
+                avg_output_tokens=_rate(agg.output_tokens, agg.calls),
             )
-            .where(f.where())
-            .group_by(column)
-            .order_by(cost.desc(), sa.func.count().desc(), column)
-        )
-        if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-            total = sum(_num(r.cost_usd) for r in rows)
-            if limit is not None and len(rows) == limit:
-                # shares are of the whole, not of the rows shown
-                total = _num(
-                    conn.execute(sa.select(sa.func.sum(c.cost_usd)).where(f.where())).scalar()
-                )
-        return [
-            {
-                by: r.key,
-                "calls": int(r.calls),
-                "cost_usd": _num(r.cost_usd),
-                "cost_share": (_num(r.cost_usd) / total) if total else 0.0,
-                "avg_cost_usd": _num(r.cost_usd) / int(r.calls) if r.calls else 0.0,
-                "unpriced_calls": int(r.unpriced_calls or 0),
-                "errors": int(r.errors or 0),
-                "input_tokens": int(r.input_tokens or 0),
-                "output_tokens": int(r.output_tokens or 0),
-                "cache_read_tokens": int(r.cache_read_tokens or 0),
-            }
-            for r in rows
-        ]
+            rows.append(row)
+        rows.sort(key=lambda r: (-r["calls"], str(r.get(by or "", ""))))
+        return rows
 
-    def costs_summary(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
-        """Total cost with per-call and per-day averages."""
+    def requests_list(
+        self, limit: int = 50, offset: int = 0, filters: Filters | None = None, **kwargs: Any
+    ) -> list[Row]:
+        """Individual calls, newest first."""
+        _limit(limit)
+        _limit(offset, "offset")
         f = self._filters(filters, kwargs)
-        c = events.c
-        query = sa.select(
-            sa.func.count().label("calls"),
-            sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0).label("cost_usd"),
-            sa.func.min(c.occurred_at).label("first"),
-            sa.func.max(c.occurred_at).label("last"),
-        ).where(f.where())
+        return activity.requests_list(self.engine, f, limit, offset)
+
+    def requests_trends(
+        self, interval: str = "hour", filters: Filters | None = None, **kwargs: Any
+    ) -> list[Row]:
+        """Calls, errors and latency per hour, day or ISO week, oldest first."""
+        step = _interval(interval)
+        f = self._filters(filters, kwargs)
         with self.engine.connect() as conn:
-            row = conn.execute(query).one()
-        calls, cost = int(row.calls), _num(row.cost_usd)
-        days = 0.0
-        if row.first is not None and row.last is not None:
-            start = f.since or row.first
-            end = f.until or row.last
-            days = max((_aware(end) - _aware(start)).total_seconds() / 86400, 1 / 24)
-        return [
+            groups = collect(conn, f, histograms=True, interval=step)
+        rows = []
+        for (bucket,), agg in sorted(groups.items()):
+            if not agg.calls:
+                continue
+            (p95,) = sketch.quantiles(agg.latency, (0.95,))
+            rows.append(
+                {
+                    "bucket": bucket,
+                    "calls": int(agg.calls),
+                    "errors": int(agg.errors),
+                    "error_rate": _rate(agg.errors, agg.calls),
+                    "avg_latency_ms": agg.avg_latency,
+                    "p95_latency_ms": p95,
+                }
+            )
+        return rows
+
+    def requests_models(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
+        """Per model and provider: calls, errors, cost, tokens and latency."""
+        f = self._filters(filters, kwargs)
+        with self.engine.connect() as conn:
+            groups = collect(conn, f, ["model", "provider"], histograms=True)
+        rows = []
+        for (model, provider), agg in groups.items():
+            if not agg.calls:
+                continue
+            (p95,) = sketch.quantiles(agg.latency, (0.95,))
+            rows.append(
+                {
+                    "model": model,
+                    "provider": provider,
+                    "calls": int(agg.calls),
+                    "errors": int(agg.errors),
+                    "error_rate": _rate(agg.errors, agg.calls),
+                    "cost_usd": float(agg.cost_usd),
+                    "input_tokens": int(agg.input_tokens),
+                    "output_tokens": int(agg.output_tokens),
+                    "avg_latency_ms": agg.avg_latency,
+                    "p95_latency_ms": p95,
+                }
+            )
+        rows.sort(key=lambda r: (-r["calls"], str(r["model"]), str(r["provider"])))
+        return rows
+
+    # -- errors, feedback, sessions, agents, tools, traces -----------------------------
+
+    def errors(self, limit: int = 20, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
+        """Top error types per feature and model: count, share, rate and an example message."""
+        _limit(limit)
+        f = self._filters(filters, kwargs)
+        with self.engine.connect() as conn:
+            failed = collect(conn, f.window(f.since, f.until), ["error_type", "feature", "model"])
+            calls = collect(conn, f, ["feature", "model"])
+        total = sum(agg.errors for agg in failed.values())
+        rows = [
             {
-                "calls": calls,
-                "cost_usd": cost,
-                "avg_cost_per_call_usd": cost / calls if calls else 0.0,
-                "days": round(days, 3),
-                "avg_cost_per_day_usd": cost / days if days else 0.0,
+                "error_type": error_type,
+                "feature": feature,
+                "model": model,
+                "count": int(agg.errors),
+                "share": _rate(agg.errors, total),
+                "error_rate": _rate(agg.errors, calls[(feature, model)].calls),
+                "example_message": agg.example,
             }
+            for (error_type, feature, model), agg in failed.items()
+            if agg.errors
         ]
+        rows.sort(
+            key=lambda r: (-r["count"], str(r["error_type"]), str(r["feature"]), str(r["model"]))
+        )
+        return rows[:limit]
+
+    def feedback(
+        self, by: str = "feature", filters: Filters | None = None, **kwargs: Any
+    ) -> list[Row]:
+        """Ratings, regenerations, edits and implicit quality per feature or model."""
+        if by not in ("feature", "model"):
+            raise QueryError("by", f"must be feature or model, got {by!r}")
+        f = self._filters(filters, kwargs)
+        with self.engine.connect() as conn:
+            calls = collect(conn, f, [by])
+            return activity.feedback(conn, f, by, {key[0]: agg.calls for key, agg in calls.items()})
+
+    def sessions(self, limit: int = 50, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
+        """Sessions with their cost, turns and duration, most expensive first."""
+        _limit(limit)
+        f = self._filters(filters, kwargs)
+        with self.engine.connect() as conn:
+            return activity.sessions(conn, f, limit)
+
+    def agents(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
+        """Actors of type agent with their calls, errors, cost and latency."""
+        f = self._filters(filters, kwargs)
+        with self.engine.connect() as conn:
+            groups = collect(
+                conn, f, ["actor"], histograms=True, extra=events.c.actor_type == "agent"
+            )
+        rows = []
+        for (actor,), agg in groups.items():
+            if not agg.calls:
+                continue
+            (p95,) = sketch.quantiles(agg.latency, (0.95,))
+            rows.append(
+                {
+                    "actor_id": actor,
+                    "calls": int(agg.calls),
+                    "errors": int(agg.errors),
+                    "error_rate": _rate(agg.errors, agg.calls),
+                    "cost_usd": float(agg.cost_usd),
+                    "avg_latency_ms": agg.avg_latency,
+                    "p95_latency_ms": p95,
+                }
+            )
+        rows.sort(key=lambda r: (-r["cost_usd"], -r["calls"], str(r["actor_id"])))
+        return rows
+
+    def tools(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
+        """Tool calls by name: calls, errors and latency."""
+        f = self._filters(filters, kwargs)
+        with self.engine.connect() as conn:
+            groups = collect(conn, f, ["name"], kind="tool_call", histograms=True)
+        rows = []
+        for (name,), agg in groups.items():
+            if not agg.calls:
+                continue
+            (p95,) = sketch.quantiles(agg.latency, (0.95,))
+            rows.append(
+                {
+                    "name": name,
+                    "calls": int(agg.calls),
+                    "errors": int(agg.errors),
+                    "error_rate": _rate(agg.errors, agg.calls),
+                    "avg_latency_ms": agg.avg_latency,
+                    "p95_latency_ms": p95,
+                }
+            )
+        rows.sort(key=lambda r: (-r["calls"], str(r["name"])))
+        return rows
+
+    def trace(self, trace_id: str) -> list[Row]:
+        """Every event of one trace, oldest first."""
+        if not isinstance(trace_id, str) or not trace_id:
+            raise QueryError("trace_id", "must be a non-empty string")
+        return activity.trace(self.engine, trace_id, self.project)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _as_dict(filters: Filters) -> dict[str, Any]:
-    return {name: getattr(filters, name) for name in Filters.__slots__}
+def _top(groups: dict[tuple[Any, ...], Agg]) -> Any:
+    best = max(
+        (item for item in groups.items() if item[1].cost_usd > 0),
+        key=lambda item: (item[1].cost_usd, str(item[0][0])),
+        default=None,
+    )
+    return None if best is None else best[0][0]

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from llmtally.capture.pricing import PriceBook
-from llmtally.store.schema import events, models
+from llmtally.store import rollups
+from llmtally.store.schema import events, models, rollup_hourly
 
 _CHUNK = 5_000
 
@@ -30,7 +31,17 @@ def delete_older_than(
         condition = condition & (events.c.project == project)
     with engine.begin() as conn:
         result = conn.execute(sa.delete(events).where(condition))
-    return int(result.rowcount or 0)
+        deleted = int(result.rowcount or 0)
+        if deleted:
+            # whole hours before the cutoff go; the cutoff's own hour is recomputed
+            conn.execute(
+                sa.delete(rollup_hourly).where(
+                    (rollup_hourly.c.bucket < rollups.datetime_hour(cutoff))
+                    & (rollup_hourly.c.project == project if project is not None else sa.true())
+                )
+            )
+            rollups.rebuild_on(conn, since=cutoff, until=cutoff, project=project)
+    return deleted
 
 
 def _reprice_condition(
@@ -95,6 +106,8 @@ def recompute_costs(
         .values(cost_usd=sa.bindparam("b_cost"))
     )
     changed = 0
+    first: datetime | None = None
+    last: datetime | None = None
     seen_models: set[tuple[str, str]] = set()
     with engine.connect() as reader, engine.connect() as writer:
         result = reader.execution_options(stream_results=True, yield_per=_CHUNK).execute(query)
@@ -117,6 +130,8 @@ def recompute_costs(
                 seen_models.add((row.provider or "", row.model))
                 if cost is not None and cost != row.cost_usd:
                     updates.append({"b_id": row.event_id, "b_cost": cost})
+                    first = at if first is None else min(first, at)
+                    last = at if last is None else max(last, at)
             if updates:
                 writer.execute(update, updates)
                 writer.commit()
@@ -124,6 +139,9 @@ def recompute_costs(
             if progress is not None:
                 progress(len(chunk))
         _refresh_registry(writer, prices, seen_models)
+        if first is not None and last is not None:
+            # the cost sums of the hours that changed
+            rollups.rebuild_on(writer, since=first, until=last + timedelta(microseconds=1))
         writer.commit()
     return changed
 

@@ -14,7 +14,7 @@ transaction-scoped advisory lock.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -181,17 +181,43 @@ _REBUILD_COLUMNS = ("occurred_at", "kind", "status", *ROLLUP_DIMENSIONS, "cost_u
                     "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")  # fmt: skip
 
 
-def rebuild_on(conn: sa.Connection, *, chunk: int = 20_000) -> int:
-    """Recompute every rollup from the events table on ``conn``; return events rolled up.
+def rebuild_on(
+    conn: sa.Connection,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    project: str | None = None,
+    chunk: int = 20_000,
+) -> int:
+    """Recompute rollups from the events table (optionally for whole hours in a window).
 
     Events are read in time order, so each hour's keys are complete when the next hour
-    starts and memory holds one hour at a time.
+    starts and memory holds one hour at a time. Returns the events rolled up.
     """
-    conn.execute(sa.delete(rollup_hourly))
+    if since is not None:
+        since = datetime_hour(since)
+    if until is not None:
+        until = datetime_hour(until) + (
+            timedelta(hours=1) if until != datetime_hour(until) else timedelta()
+        )
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
+    gone = sa.delete(rollup_hourly)
+    window: list[sa.ColumnElement[bool]] = [events.c.kind.in_(sorted(ROLLED_KINDS))]
+    if since is not None:
+        gone = gone.where(rollup_hourly.c.bucket >= since)
+        window.append(events.c.occurred_at >= since)
+    if until is not None:
+        gone = gone.where(rollup_hourly.c.bucket < until)
+        window.append(events.c.occurred_at < until)
+    if project is not None:
+        gone = gone.where(rollup_hourly.c.project == project)
+        window.append(events.c.project == project)
+    conn.execute(gone)
     names = list(dict.fromkeys(_REBUILD_COLUMNS))
     query = (
         sa.select(*[events.c[name] for name in names])
-        .where(events.c.kind.in_(sorted(ROLLED_KINDS)))
+        .where(sa.and_(*window))
         .order_by(events.c.occurred_at)
     )
     position = {name: i for i, name in enumerate(names)}

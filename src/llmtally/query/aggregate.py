@@ -1,0 +1,248 @@
+"""Grouped aggregates over a time window: whole hours from rollups, edges from raw events.
+
+``collect`` is what every counting report builds on. It answers from ``rollup_hourly``
+whenever the grouping and filters allow (only rolled-up dimensions, no actor filter),
+adding the partial hours at the window's ends from the events table, and falls back to
+the events table alone otherwise. Both paths produce the same ``Agg`` values, so a
+report cannot tell which one answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from llmtally.query.filters import DIMENSIONS, ROLLUP_DIMS, Filters, split
+from llmtally.store import sketch
+from llmtally.store.schema import ROLLUP_SUMS, events, rollup_hourly
+
+INTERVALS = ("hour", "day", "week")
+_SUM_INDEX = {name: i for i, name in enumerate(ROLLUP_SUMS)}
+_TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+           "reasoning_tokens")  # fmt: skip
+
+
+@dataclass(slots=True)
+class Agg:
+    """Sums, histograms and an example error of one group."""
+
+    sums: list[float] = field(default_factory=lambda: [0] * len(ROLLUP_SUMS))
+    latency: sketch.Histogram = field(default_factory=dict)
+    ttft: sketch.Histogram = field(default_factory=dict)
+    example: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        index = _SUM_INDEX.get(name)
+        if index is None:
+            raise AttributeError(name)
+        return self.sums[index]
+
+    def add(self, other: Agg) -> None:
+        """Merge another group's values into this one."""
+        for i, value in enumerate(other.sums):
+            self.sums[i] += value
+        sketch.merge(self.latency, other.latency)
+        sketch.merge(self.ttft, other.ttft)
+        if other.example is not None:
+            self.example = other.example
+
+    @property
+    def avg_latency(self) -> float | None:
+        """Mean latency in ms (None without any)."""
+        n = self.sums[_SUM_INDEX["latency_count"]]
+        return self.sums[_SUM_INDEX["latency_sum"]] / n if n else None
+
+    @property
+    def avg_ttft(self) -> float | None:
+        """Mean time to first token in ms (None without any)."""
+        n = self.sums[_SUM_INDEX["ttft_count"]]
+        return self.sums[_SUM_INDEX["ttft_sum"]] / n if n else None
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they are UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def truncate(moment: datetime, interval: str) -> datetime:
+    """Start of the hour, UTC day or ISO week (Monday) containing ``moment``."""
+    moment = aware(moment).astimezone(UTC)
+    if interval == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if interval == "day":
+        return day
+    return day - timedelta(days=day.weekday())
+
+
+def collect(
+    conn: sa.Connection,
+    filters: Filters,
+    by: Sequence[str] = (),
+    *,
+    kind: str = "llm_call",
+    histograms: bool = False,
+    interval: str | None = None,
+    extra: sa.ColumnElement[bool] | None = None,
+) -> dict[tuple[Any, ...], Agg]:
+    """Aggregates per group (``by`` dimensions, then the time bucket when ``interval``)."""
+    kinds = (kind,)
+    out: dict[tuple[Any, ...], Agg] = {}
+    use_rollup = filters.rollup_ok() and set(by) <= ROLLUP_DIMS and extra is None
+    if use_rollup:
+        parts = split(filters.since, filters.until)
+        if parts.rollup is not None:
+            _from_rollup(conn, filters, by, kinds, parts.rollup, histograms, interval, out)
+        windows = parts.raw
+    else:
+        windows = ((filters.since, filters.until),)
+    for since, until in windows:
+        _from_raw(conn, filters, by, kinds, since, until, histograms, interval, extra, out)
+    return out
+
+
+def _merge_into(out: dict[tuple[Any, ...], Agg], key: tuple[Any, ...], agg: Agg) -> None:
+    found = out.get(key)
+    if found is None:
+        out[key] = agg
+    else:
+        found.add(agg)
+
+
+def _from_rollup(
+    conn: sa.Connection,
+    filters: Filters,
+    by: Sequence[str],
+    kinds: tuple[str, ...],
+    window: tuple[datetime | None, datetime | None],
+    histograms: bool,
+    interval: str | None,
+    out: dict[tuple[Any, ...], Agg],
+) -> None:
+    r = rollup_hourly.c
+    where = filters.rollup_where(kinds, *window)
+    group_cols = [r[DIMENSIONS[name]] for name in by]
+    if interval is not None:
+        group_cols.append(r.bucket)
+    if histograms:
+        # sketches merge in Python: fetch the matching rows whole
+        query = sa.select(
+            *group_cols, *[r[name] for name in ROLLUP_SUMS], r.example_error,
+            r.latency_hist, r.ttft_hist,
+        ).where(where)  # fmt: skip
+        n = len(group_cols)
+        for row in conn.execute(query):
+            key = _rollup_key(row[:n], interval)
+            agg = out.get(key)
+            if agg is None:
+                agg = out[key] = Agg()
+            sums = agg.sums
+            for i, value in enumerate(row[n : n + len(ROLLUP_SUMS)]):
+                sums[i] += value
+            example, latency, ttft = row[n + len(ROLLUP_SUMS) :]
+            if example is not None:
+                agg.example = example
+            sketch.merge_blob(agg.latency, latency)
+            sketch.merge_blob(agg.ttft, ttft)
+        return
+    query = sa.select(
+        *group_cols, *[sa.func.sum(r[name]) for name in ROLLUP_SUMS], sa.func.max(r.example_error)
+    ).where(where)
+    if group_cols:
+        query = query.group_by(*group_cols)
+    n = len(group_cols)
+    for row in conn.execute(query):
+        if row[n] is None:  # no rollup rows at all
+            continue
+        # PostgreSQL sums bigints as numeric: floats are exact for counts below 2**53
+        agg = Agg(sums=[float(v) for v in row[n : n + len(ROLLUP_SUMS)]], example=row[-1])
+        _merge_into(out, _rollup_key(row[:n], interval), agg)
+
+
+def _rollup_key(values: Sequence[Any], interval: str | None) -> tuple[Any, ...]:
+    if interval is None:
+        return tuple(v or None for v in values)
+    *dims, bucket = values
+    return (*[v or None for v in dims], truncate(bucket, interval))
+
+
+def _from_raw(
+    conn: sa.Connection,
+    filters: Filters,
+    by: Sequence[str],
+    kinds: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    histograms: bool,
+    interval: str | None,
+    extra: sa.ColumnElement[bool] | None,
+    out: dict[tuple[Any, ...], Agg],
+) -> None:
+    c = events.c
+    where = filters.raw_where(kinds, since, until)
+    if extra is not None:
+        where = where & extra
+    group_cols = [c[DIMENSIONS[name]] for name in by]
+    if not histograms and interval is None:
+        is_error = sa.case((c.status == "error", 1), else_=0)
+        query = sa.select(
+            *group_cols,
+            sa.func.count(),
+            sa.func.sum(is_error),
+            sa.func.sum(c.cost_usd),
+            sa.func.count(c.cost_usd),
+            *[sa.func.sum(c[name]) for name in _TOKENS],
+            sa.func.sum(c.latency_ms),
+            sa.func.count(c.latency_ms),
+            sa.func.sum(c.ttft_ms),
+            sa.func.count(c.ttft_ms),
+            sa.func.max(c.error_message),
+        ).where(where)
+        if group_cols:
+            query = query.group_by(*group_cols)
+        n = len(group_cols)
+        for row in conn.execute(query):
+            if row[n] == 0:
+                continue
+            sums = [float(v or 0) for v in row[n : n + len(ROLLUP_SUMS)]]
+            _merge_into(out, tuple(row[:n]), Agg(sums=sums, example=row[-1]))
+        return
+    query = sa.select(
+        *group_cols, c.occurred_at, c.status, c.cost_usd, *[c[name] for name in _TOKENS],
+        c.latency_ms, c.ttft_ms, c.error_message,
+    ).where(where)  # fmt: skip
+    n = len(group_cols)
+    for row in conn.execute(query):
+        key = tuple(row[:n])
+        if interval is not None:
+            key = (*key, truncate(row[n], interval))
+        agg = out.get(key)
+        if agg is None:
+            agg = out[key] = Agg()
+        status, cost, *tokens, latency, ttft, message = row[n + 1 :]
+        s = agg.sums
+        s[0] += 1
+        if status == "error":
+            s[1] += 1
+            if message:
+                agg.example = message
+        if cost is not None:
+            s[2] += cost
+            s[3] += 1
+        for offset, value in enumerate(tokens, start=4):
+            if value:
+                s[offset] += value
+        if latency is not None:
+            s[9] += latency
+            s[10] += 1
+            b = sketch.bucket(latency)
+            agg.latency[b] = agg.latency.get(b, 0) + 1
+        if ttft is not None:
+            s[11] += ttft
+            s[12] += 1
+            b = sketch.bucket(ttft)
+            agg.ttft[b] = agg.ttft.get(b, 0) + 1

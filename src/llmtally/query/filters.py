@@ -1,0 +1,171 @@
+"""The filters every report takes, and how a time window splits into rollup and raw parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from llmtally.errors import QueryError
+from llmtally.query.timeparse import parse_time
+from llmtally.store.schema import events, rollup_hourly
+
+# report dimension → events column; those also in rollup_hourly can be served from it
+DIMENSIONS: dict[str, str] = {
+    "model": "model",
+    "provider": "provider",
+    "feature": "feature",
+    "actor": "actor_id",
+    "session": "session_id",
+    "project": "project",
+    "status": "status",
+    "error_type": "error_type",
+    "name": "name",
+}
+ROLLUP_DIMS = frozenset({"model", "provider", "feature", "project", "status", "error_type", "name"})
+_EQUALS = ("project", "feature", "model", "provider", "actor", "status")
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The filters every report takes (``since`` inclusive, ``until`` exclusive, UTC)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    project: str | None = None
+    feature: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    actor: str | None = None
+    status: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        **equals: str | None,
+    ) -> Filters:
+        """Build filters from user input (``since="7d"``…); bad values raise QueryError."""
+        now = datetime.now(UTC)
+        start = parse_time(since, "since", now=now)
+        end = parse_time(until, "until", now=now)
+        if start is not None and end is not None and start >= end:
+            raise QueryError("since", "must be before --until")
+        unknown = set(equals) - set(_EQUALS)
+        if unknown:
+            raise QueryError(sorted(unknown)[0], "is not a filter")
+        if equals.get("status") not in (None, "success", "error"):
+            raise QueryError("status", "must be success or error")
+        return cls(
+            since=start.astimezone(UTC) if start else None,
+            until=end.astimezone(UTC) if end else None,
+            **equals,
+        )
+
+    def with_project(self, project: str | None) -> Filters:
+        """These filters, limited to ``project`` unless one is set already."""
+        if project is None or self.project is not None:
+            return self
+        return replace(self, project=project)
+
+    def window(self, since: datetime | None, until: datetime | None) -> Filters:
+        """The same filters over another time window."""
+        return replace(self, since=since, until=until)
+
+    def previous(self) -> Filters | None:
+        """The period of equal length just before this one (needs ``since``)."""
+        if self.since is None:
+            return None
+        end = self.until or datetime.now(UTC)
+        return self.window(self.since - (end - self.since), self.since)
+
+    def equals(self) -> dict[str, str]:
+        """The equality filters that are set, by dimension name."""
+        return {name: getattr(self, name) for name in _EQUALS if getattr(self, name) is not None}
+
+    def rollup_ok(self) -> bool:
+        """Whether rollups can answer under these filters (actor is not rolled up)."""
+        return self.actor is None
+
+    def where(self, kind: str | None = "llm_call") -> sa.ColumnElement[bool]:
+        """Condition on the events table for the whole window (``kind`` None: every kind)."""
+        c = events.c
+        parts: list[sa.ColumnElement[bool]] = [sa.true()]
+        if kind is not None:
+            parts.append(c.kind == kind)
+        if self.since is not None:
+            parts.append(c.occurred_at >= self.since)
+        if self.until is not None:
+            parts.append(c.occurred_at < self.until)
+        for name, value in self.equals().items():
+            parts.append(c[DIMENSIONS[name]] == value)
+        return sa.and_(*parts)
+
+    def raw_where(
+        self, kinds: tuple[str, ...], since: datetime | None, until: datetime | None
+    ) -> sa.ColumnElement[bool]:
+        """Condition on the events table for a sub-window."""
+        c = events.c
+        parts: list[sa.ColumnElement[bool]] = [c.kind.in_(kinds)]
+        if since is not None:
+            parts.append(c.occurred_at >= since)
+        if until is not None:
+            parts.append(c.occurred_at < until)
+        for name, value in self.equals().items():
+            parts.append(c[DIMENSIONS[name]] == value)
+        return sa.and_(*parts)
+
+    def rollup_where(
+        self, kinds: tuple[str, ...], since: datetime | None, until: datetime | None
+    ) -> sa.ColumnElement[bool]:
+        """Condition on rollup_hourly for whole hours in [since, until)."""
+        r = rollup_hourly.c
+        parts: list[sa.ColumnElement[bool]] = [r.kind.in_(kinds)]
+        if since is not None:
+            parts.append(r.bucket >= since)
+        if until is not None:
+            parts.append(r.bucket < until)
+        for name, value in self.equals().items():
+            parts.append(r[DIMENSIONS[name]] == value)
+        return sa.and_(*parts)
+
+
+def as_dict(filters: Filters) -> dict[str, Any]:
+    """Field values of a Filters object."""
+    return {f.name: getattr(filters, f.name) for f in fields(filters)}
+
+
+def hour_floor(moment: datetime) -> datetime:
+    """Start of the hour containing ``moment``."""
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def hour_ceil(moment: datetime) -> datetime:
+    """Start of the first whole hour at or after ``moment``."""
+    floor = hour_floor(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A window cut into a rollup part (whole hours) and raw-event edges."""
+
+    rollup: tuple[datetime | None, datetime | None] | None
+    raw: tuple[tuple[datetime | None, datetime | None], ...]
+
+
+def split(since: datetime | None, until: datetime | None) -> Split:
+    """Whole hours come from rollups; the partial hours at either end from raw events."""
+    start = hour_ceil(since) if since is not None else None
+    end = hour_floor(until) if until is not None else None
+    if start is not None and end is not None and start >= end:
+        return Split(None, ((since, until),))
+    edges: list[tuple[datetime | None, datetime | None]] = []
+    if since is not None and start != since:
+        edges.append((since, start))
+    if until is not None and end != until:
+        edges.append((end, until))
+    return Split((start, end), tuple(edges))
