@@ -200,6 +200,8 @@ def _from_raw(
             sa.func.count(c.latency_ms),
             sa.func.sum(c.ttft_ms),
             sa.func.count(c.ttft_ms),
+            sa.func.count(c.input_tokens),
+            sa.func.count(c.output_tokens),
             sa.func.max(c.error_message),
         ).where(where)
         if group_cols:
@@ -236,6 +238,10 @@ def _from_raw(
         for offset, value in enumerate(tokens, start=4):
             if value:
                 s[offset] += value
+        if tokens[0] is not None:
+            s[13] += 1
+        if tokens[1] is not None:
+            s[14] += 1
         if latency is not None:
             s[9] += latency
             s[10] += 1

@@ -246,8 +246,11 @@ class Reports:
                 errors=int(agg.errors),
                 error_rate=_rate(agg.errors, agg.calls),
                 **latency_fields(agg),
-                avg_input_tokens=_rate(agg.input_tokens, agg.calls),
-                avg_output_tokens=_rate(agg.output_tokens, agg.calls),
+                # means over the calls that reported usage (failed calls often have none)
+                avg_input_tokens=agg.input_tokens / agg.input_count if agg.input_count else None,
+                avg_output_tokens=(
+                    agg.output_tokens / agg.output_count if agg.output_count else None
+                ),
             )
             rows.append(row)
         rows.sort(key=lambda r: (-r["calls"], str(r.get(by or "", ""))))

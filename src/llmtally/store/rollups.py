@@ -92,6 +92,10 @@ def add_rows(
             value = row[index]
             if value:
                 s[offset] += value
+        if row[_K_TOKENS[0]] is not None:
+            s[13] += 1
+        if row[_K_TOKENS[1]] is not None:
+            s[14] += 1
         latency = row[_K_LAT]
         if latency is not None:
             s[9] += latency

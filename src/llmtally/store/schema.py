@@ -134,6 +134,8 @@ ROLLUP_SUMS = (
     "latency_count",
     "ttft_sum",
     "ttft_count",
+    "input_count",  # calls that reported input tokens: averages are over these
+    "output_count",
 )
 _FLOAT_SUMS = frozenset({"cost_usd", "latency_sum", "ttft_sum"})
 

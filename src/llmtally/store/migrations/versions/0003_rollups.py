@@ -40,6 +40,8 @@ def upgrade() -> None:
         sa.Column("latency_count", sa.BigInteger(), nullable=False),
         sa.Column("ttft_sum", sa.Double(), nullable=False),
         sa.Column("ttft_count", sa.BigInteger(), nullable=False),
+        sa.Column("input_count", sa.BigInteger(), nullable=False),
+        sa.Column("output_count", sa.BigInteger(), nullable=False),
         sa.Column("example_error", sa.Text()),
         sa.Column("latency_hist", sa.LargeBinary()),
         sa.Column("ttft_hist", sa.LargeBinary()),
