@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbutil import engine, rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llmtally
+from dbutil import engine, rows
 from llmtally.store import rollups, sketch
 from llmtally.store.base import open_store
 
