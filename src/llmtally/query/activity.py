@@ -136,7 +136,9 @@ def feedback(conn: sa.Connection, f: Filters, by: str, calls: dict[Any, float]) 
     query = (
         sa.select(column, call.c.event_id, call.c.latency_ms, fb.c.rating, fb.c.regenerated,
                   fb.c.edited)
-        .select_from(fb.join(call, call.c.event_id == fb.c.parent_id))
+        # parent_id is free text (a caller's own ids are allowed); event_id is a uuid on
+        # PostgreSQL, so compare as text
+        .select_from(fb.join(call, sa.cast(call.c.event_id, sa.String(36)) == fb.c.parent_id))
         .where(fb.c.kind == "feedback")
         .where(_call_filter(call, f))
     )  # fmt: skip

@@ -39,6 +39,10 @@ def _rate(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
 
 
+def _mean(total: float, count: float) -> float | None:
+    return total / count if count else None
+
+
 def _change(now: float, before: float) -> float | None:
     return (now - before) / before if before else None
 
@@ -157,16 +161,17 @@ class Reports:
                 ).one()  # fmt: skip
         calls, cost = int(agg.calls), float(agg.cost_usd)
         days = 0.0
-        if calls:
-            start = f.since or aware(span[0]) if span else f.since
-            end = f.until or (aware(span[1]) if span else None)
-            if start is not None and end is not None:
-                days = max((end - start).total_seconds() / 86400, 1 / 24)
+        start, end = f.since, f.until
+        if span is not None and span[0] is not None:
+            start = start or aware(span[0])
+            end = end or aware(span[1])
+        if start is not None and end is not None:
+            days = max((end - start).total_seconds() / 86400, 1 / 24)
         return [
             {
                 "calls": calls,
                 "cost_usd": cost,
-                "avg_cost_per_call_usd": _rate(cost, calls),
+                "avg_cost_per_call_usd": _mean(cost, agg.priced_calls),
                 "days": round(days, 3),
                 "avg_cost_per_day_usd": _rate(cost, days),
             }
@@ -213,7 +218,8 @@ class Reports:
                 "calls": int(agg.calls),
                 "cost_usd": float(agg.cost_usd),
                 "cost_share": _rate(agg.cost_usd, total),
-                "avg_cost_usd": _rate(agg.cost_usd, agg.calls),
+                # unpriced calls are unknown, not free: average over priced ones
+                "avg_cost_usd": _mean(agg.cost_usd, agg.priced_calls),
                 "unpriced_calls": int(agg.calls - agg.priced_calls),
                 "errors": int(agg.errors),
                 "input_tokens": int(agg.input_tokens),
