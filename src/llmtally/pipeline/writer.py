@@ -180,6 +180,7 @@ class Writer:
         self._markers: list[_Marker] = []
         self._overflow_lock = threading.Lock()
         self._overflow_pending = False
+        self._warned_disk = False
         self._abandon = threading.Event()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -211,9 +212,16 @@ class Writer:
         except TypeError as exc:
             self._reject_unencodable(item, exc)
             return
-        with self._overflow_lock:
-            self._journal.append_overflow(line)
-            self._overflow_pending = True
+        try:
+            with self._overflow_lock:
+                self._journal.append_overflow(line)
+                self._overflow_pending = True
+        except OSError as exc:  # disk full or gone: lose this event, never raise into the app
+            self.counters.dropped += 1
+            if not self._warned_disk:
+                self._warned_disk = True
+                log.error("llmtally: cannot spool (%s); events are being dropped", exc)
+            return
         self.counters.overflowed += 1
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -275,6 +283,15 @@ class Writer:
     # -- spooler thread ------------------------------------------------------------------
 
     def _spool_loop(self) -> None:
+        while True:
+            try:
+                self._spool_until_stopped()
+                return
+            except Exception:  # a bug or a full disk must not end the pipeline
+                log.exception("llmtally: spooler error; continuing")
+                time.sleep(0.1)
+
+    def _spool_until_stopped(self) -> None:
         q = self._queue
         last_sync = time.monotonic()
         while True:
@@ -365,7 +382,13 @@ class Writer:
                     break
         for b in due:
             data = self._encode(b.items or [])
-            position = self._journal.append(data) if data else None
+            try:
+                position = self._journal.append(data) if data else None
+            except OSError as exc:  # disk trouble: the batch stays in memory, unjournaled
+                if not self._warned_disk:
+                    self._warned_disk = True
+                    log.error("llmtally: cannot write the spool (%s)", exc)
+                position = None
             with self._cond:
                 b.journaling = False
                 if position is not None:
@@ -403,6 +426,15 @@ class Writer:
     # -- store-writer thread -------------------------------------------------------------
 
     def _write_loop(self) -> None:
+        while not self._abandon.is_set():
+            try:
+                self._write_until_stopped()
+                return
+            except Exception:  # never let a bug stop the writer for good
+                log.exception("llmtally: writer error; restarting the writer loop")
+                self._abandon.wait(1.0)
+
+    def _write_until_stopped(self) -> None:
         connected = self._connect()
         if connected is None:
             return
