@@ -15,19 +15,16 @@ import sqlalchemy as sa
 from llmtally.errors import QueryError
 from llmtally.query import activity
 from llmtally.query.aggregate import INTERVALS, Agg, aware, collect
+from llmtally.query.filters import DIMENSIONS as FILTER_DIMENSIONS
 from llmtally.query.filters import Filters
 from llmtally.store import sketch
 from llmtally.store.schema import events
 
 # dimensions a breakdown or a stats report can be grouped by (report name → events column)
 DIMENSIONS = {
-    "model": "model",
-    "provider": "provider",
-    "feature": "feature",
-    "actor": "actor_id",
-    "session": "session_id",
-    "project": "project",
-    "status": "status",
+    name: column
+    for name, column in FILTER_DIMENSIONS.items()
+    if name in ("model", "provider", "feature", "actor", "session", "project", "status")
 }
 
 Row = dict[str, Any]
