@@ -72,8 +72,8 @@ def _record(tally: llmtally.Tally) -> None:
             tally.record_event("page_view", occurred_at=REF)  # never rolled up
 
 
-def _rollup_rows(url: str) -> list[dict[str, Any]]:
-    got = rows(url, "SELECT * FROM rollup_hourly")
+def _rollup_rows(url: str, table: str = "rollup_hourly") -> list[dict[str, Any]]:
+    got = rows(url, f"SELECT * FROM {table}")
     for row in got:
         for key in ("latency_hist", "ttft_hist"):
             row[key] = sketch.decode(row[key])
@@ -92,7 +92,10 @@ def test_incremental_rollups_equal_a_rebuild_and_ignore_duplicates(
         _record(tally)  # the same event ids again: duplicates must not count
         assert tally.flush(30)
     incremental = _rollup_rows(db_url)
+    daily = _rollup_rows(db_url, "rollup_daily")
+    assert len(daily) < len(incremental)
     calls = sum(r["calls"] for r in incremental if r["kind"] == "llm_call")
+    assert sum(r["calls"] for r in daily if r["kind"] == "llm_call") == calls
     assert calls == 600
     assert sum(r["calls"] for r in incremental if r["kind"] == "tool_call") == 120  # 60 x 2 runs
     eng = engine(db_url)
@@ -100,6 +103,7 @@ def test_incremental_rollups_equal_a_rebuild_and_ignore_duplicates(
     eng.dispose()
     rebuilt = _rollup_rows(db_url)
     assert incremental == rebuilt
+    assert _rollup_rows(db_url, "rollup_daily") == daily
     raw = rows(db_url, "SELECT count(*) AS n, sum(cost_usd) AS c FROM events WHERE kind='llm_call'")
     assert sum(r["cost_usd"] for r in incremental) == pytest.approx(raw[0]["c"], rel=1e-9)
 
@@ -138,8 +142,10 @@ def test_cleanup_and_repricing_keep_rollups_exact(db_url: str, tmp_path: Path) -
         book = PriceBook(custom_pricing={"unknown-x": {"input": 1.0, "output": 2.0}})
         assert recompute_costs(eng, book) > 0
         after_repricing = _rollup_rows(db_url)
+        daily = _rollup_rows(db_url, "rollup_daily")
         rollups.rebuild(eng)
         assert _rollup_rows(db_url) == after_repricing
+        assert _rollup_rows(db_url, "rollup_daily") == daily
     finally:
         eng.dispose()
     assert after_cleanup != after_repricing  # the re-priced costs reached the rollups

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from llmtally.query.filters import DIMENSIONS, ROLLUP_DIMS, Filters, split
 from llmtally.store import sketch
-from llmtally.store.schema import ROLLUP_SUMS, events, rollup_hourly
+from llmtally.store.schema import ROLLUP_SUMS, events, rollup_daily, rollup_hourly
 
 INTERVALS = ("hour", "day", "week")
 _SUM_INDEX = {name: i for i, name in enumerate(ROLLUP_SUMS)}
@@ -95,8 +95,17 @@ def collect(
     use_rollup = filters.rollup_ok() and set(by) <= ROLLUP_DIMS and extra is None
     if use_rollup:
         parts = split(filters.since, filters.until)
-        if parts.rollup is not None:
-            _from_rollup(conn, filters, by, kinds, parts.rollup, histograms, interval, out)
+        if parts.daily is not None and interval != "hour":
+            _from_rollup(conn, rollup_daily, filters, by, kinds, parts.daily, histograms,
+                         interval, out)  # fmt: skip
+            hourly = parts.hourly
+        elif parts.daily is not None:  # hourly trends need hours even inside whole days
+            hourly = (*parts.hourly, parts.daily)
+        else:
+            hourly = parts.hourly
+        for window in hourly:
+            _from_rollup(conn, rollup_hourly, filters, by, kinds, window, histograms,
+                         interval, out)  # fmt: skip
         windows = parts.raw
     else:
         windows = ((filters.since, filters.until),)
@@ -115,6 +124,7 @@ def _merge_into(out: dict[tuple[Any, ...], Agg], key: tuple[Any, ...], agg: Agg)
 
 def _from_rollup(
     conn: sa.Connection,
+    table: sa.Table,
     filters: Filters,
     by: Sequence[str],
     kinds: tuple[str, ...],
@@ -123,8 +133,8 @@ def _from_rollup(
     interval: str | None,
     out: dict[tuple[Any, ...], Agg],
 ) -> None:
-    r = rollup_hourly.c
-    where = filters.rollup_where(kinds, *window)
+    r = table.c
+    where = filters.rollup_where(table, kinds, *window)
     group_cols = [r[DIMENSIONS[name]] for name in by]
     if interval is not None:
         group_cols.append(r.bucket)

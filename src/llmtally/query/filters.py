@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from llmtally.errors import QueryError
 from llmtally.query.timeparse import parse_time
-from llmtally.store.schema import events, rollup_hourly
+from llmtally.store.schema import events
 
 # report dimension → events column; those also in rollup_hourly can be served from it
 DIMENSIONS: dict[str, str] = {
@@ -119,10 +119,14 @@ class Filters:
         return sa.and_(*parts)
 
     def rollup_where(
-        self, kinds: tuple[str, ...], since: datetime | None, until: datetime | None
+        self,
+        table: sa.Table,
+        kinds: tuple[str, ...],
+        since: datetime | None,
+        until: datetime | None,
     ) -> sa.ColumnElement[bool]:
-        """Condition on rollup_hourly for whole hours in [since, until)."""
-        r = rollup_hourly.c
+        """Condition on a rollup table for whole buckets in [since, until)."""
+        r = table.c
         parts: list[sa.ColumnElement[bool]] = [r.kind.in_(kinds)]
         if since is not None:
             parts.append(r.bucket >= since)
@@ -149,23 +153,47 @@ def hour_ceil(moment: datetime) -> datetime:
     return floor if floor == moment else floor + timedelta(hours=1)
 
 
+def day_floor(moment: datetime) -> datetime:
+    """Start of the UTC day containing ``moment``."""
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def day_ceil(moment: datetime) -> datetime:
+    """Start of the first whole UTC day at or after ``moment``."""
+    floor = day_floor(moment)
+    return floor if floor == moment else floor + timedelta(days=1)
+
+
+Window = tuple[datetime | None, datetime | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Split:
-    """A window cut into a rollup part (whole hours) and raw-event edges."""
+    """A window cut into whole days, whole hours and raw-event edges."""
 
-    rollup: tuple[datetime | None, datetime | None] | None
-    raw: tuple[tuple[datetime | None, datetime | None], ...]
+    daily: Window | None
+    hourly: tuple[Window, ...]
+    raw: tuple[Window, ...]
 
 
 def split(since: datetime | None, until: datetime | None) -> Split:
-    """Whole hours come from rollups; the partial hours at either end from raw events."""
+    """Whole days from daily rollups, other whole hours from hourly ones, the rest raw."""
     start = hour_ceil(since) if since is not None else None
     end = hour_floor(until) if until is not None else None
     if start is not None and end is not None and start >= end:
-        return Split(None, ((since, until),))
-    edges: list[tuple[datetime | None, datetime | None]] = []
+        return Split(None, (), ((since, until),))
+    raw: list[Window] = []
     if since is not None and start != since:
-        edges.append((since, start))
+        raw.append((since, start))
     if until is not None and end != until:
-        edges.append((end, until))
-    return Split((start, end), tuple(edges))
+        raw.append((end, until))
+    day_start = day_ceil(start) if start is not None else None
+    day_end = day_floor(end) if end is not None else None
+    if day_start is not None and day_end is not None and day_start >= day_end:
+        return Split(None, ((start, end),), tuple(raw))
+    hourly: list[Window] = []
+    if start is not None and day_start != start:
+        hourly.append((start, day_start))
+    if end is not None and day_end != end:
+        hourly.append((day_end, end))
+    return Split((day_start, day_end), tuple(hourly), tuple(raw))

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from llmtally.capture.pricing import PriceBook
 from llmtally.store import rollups
-from llmtally.store.schema import events, models, rollup_hourly
+from llmtally.store.schema import events, models, rollup_daily, rollup_hourly
 
 _CHUNK = 5_000
 
@@ -33,13 +33,14 @@ def delete_older_than(
         result = conn.execute(sa.delete(events).where(condition))
         deleted = int(result.rowcount or 0)
         if deleted:
-            # whole hours before the cutoff go; the cutoff's own hour is recomputed
-            conn.execute(
-                sa.delete(rollup_hourly).where(
-                    (rollup_hourly.c.bucket < rollups.datetime_hour(cutoff))
-                    & (rollup_hourly.c.project == project if project is not None else sa.true())
+            # whole days before the cutoff go; the cutoff's own day is recomputed
+            for table in (rollup_hourly, rollup_daily):
+                conn.execute(
+                    sa.delete(table).where(
+                        (table.c.bucket < rollups.datetime_day(cutoff))
+                        & (table.c.project == project if project is not None else sa.true())
+                    )
                 )
-            )
             rollups.rebuild_on(conn, since=cutoff, until=cutoff, project=project)
     return deleted
 

@@ -21,7 +21,13 @@ import sqlalchemy as sa
 
 from llmtally.capture.event import COLUMN_NAMES
 from llmtally.store import sketch
-from llmtally.store.schema import ROLLUP_DIMENSIONS, ROLLUP_SUMS, events, rollup_hourly
+from llmtally.store.schema import (
+    ROLLUP_DIMENSIONS,
+    ROLLUP_SUMS,
+    events,
+    rollup_daily,
+    rollup_hourly,
+)
 
 ROLLED_KINDS = frozenset({"llm_call", "tool_call"})
 PG_LOCK_KEY = 0x6C6C6D726F6C6C  # "llmroll"
@@ -123,51 +129,73 @@ def _rows_for_upsert(
     return out
 
 
-def _upsert_sql(placeholder: str) -> str:
+def _upsert_sql(table: str, placeholder: str) -> str:
     keys = ("bucket", *ROLLUP_DIMENSIONS)
-    sums = ", ".join(f"{name} = rollup_hourly.{name} + excluded.{name}" for name in ROLLUP_SUMS)
+    sums = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_SUMS)
     return (
-        f"INSERT INTO rollup_hourly ({', '.join(_COLUMNS)}) "
+        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) "
         f"VALUES ({', '.join([placeholder] * len(_COLUMNS))}) "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}, "
-        "example_error = coalesce(excluded.example_error, rollup_hourly.example_error), "
+        f"example_error = coalesce(excluded.example_error, {table}.example_error), "
         "latency_hist = excluded.latency_hist, ttft_hist = excluded.ttft_hist"
     )
 
 
-_KEY_WHERE = " AND ".join(f"{name} = {{p}}" for name in ("bucket", *ROLLUP_DIMENSIONS))
-SQLITE_UPSERT = _upsert_sql("?")
-PG_UPSERT = _upsert_sql("%s")
-_SQLITE_SELECT = "SELECT latency_hist, ttft_hist FROM rollup_hourly WHERE " + _KEY_WHERE.format(
-    p="?"
-)
-_PG_SELECT = "SELECT latency_hist, ttft_hist FROM rollup_hourly WHERE " + _KEY_WHERE.format(p="%s")
+def _select_sql(table: str, placeholder: str) -> str:
+    where = " AND ".join(f"{name} = {placeholder}" for name in ("bucket", *ROLLUP_DIMENSIONS))
+    return f"SELECT latency_hist, ttft_hist FROM {table} WHERE {where}"
+
+
+TABLES = ("rollup_hourly", "rollup_daily")
+_SQLITE = {t: (_select_sql(t, "?"), _upsert_sql(t, "?")) for t in TABLES}
+_PG = {t: (_select_sql(t, "%s"), _upsert_sql(t, "%s")) for t in TABLES}
+
+
+def by_day(accs: dict[Key, Acc], day: Callable[[Any], Any]) -> dict[Key, Acc]:
+    """The same deltas keyed by UTC day instead of hour."""
+    out: dict[Key, Acc] = {}
+    for key, acc in accs.items():
+        day_key = (day(key[0]), *key[1:])
+        into = out.get(day_key)
+        if into is None:
+            into = out[day_key] = Acc()
+        for i, value in enumerate(acc.sums):
+            into.sums[i] += value
+        sketch.merge(into.latency, acc.latency)
+        sketch.merge(into.ttft, acc.ttft)
+        if acc.example is not None:
+            into.example = acc.example
+    return out
 
 
 def apply_sqlite(conn: Any, accs: dict[Key, Acc]) -> None:
-    """Merge deltas into rollup_hourly inside the caller's SQLite write transaction."""
+    """Merge hourly deltas (and their daily sums) inside the caller's SQLite transaction."""
     if not accs:
         return
-    existing = {}
-    for key in accs:
-        found = conn.execute(_SQLITE_SELECT, key).fetchone()
-        if found is not None:
-            existing[key] = found
-    conn.executemany(SQLITE_UPSERT, _rows_for_upsert(accs, existing))
+    for table, deltas in (("rollup_hourly", accs), ("rollup_daily", by_day(accs, sqlite_day))):
+        select, upsert = _SQLITE[table]
+        existing = {}
+        for key in deltas:
+            found = conn.execute(select, key).fetchone()
+            if found is not None:
+                existing[key] = found
+        conn.executemany(upsert, _rows_for_upsert(deltas, existing))
 
 
 def apply_postgres(cur: Any, accs: dict[Key, Acc]) -> None:
-    """Merge deltas into rollup_hourly inside the caller's PostgreSQL transaction."""
+    """Merge hourly deltas (and their daily sums) inside the caller's PostgreSQL transaction."""
     if not accs:
         return
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
-    existing = {}
-    for key in accs:
-        cur.execute(_PG_SELECT, key)
-        found = cur.fetchone()
-        if found is not None:
-            existing[key] = found
-    cur.executemany(PG_UPSERT, _rows_for_upsert(accs, existing))
+    for table, deltas in (("rollup_hourly", accs), ("rollup_daily", by_day(accs, datetime_day))):
+        select, upsert = _PG[table]
+        existing = {}
+        for key in deltas:
+            cur.execute(select, key)
+            found = cur.fetchone()
+            if found is not None:
+                existing[key] = found
+        cur.executemany(upsert, _rows_for_upsert(deltas, existing))
 
 
 def sqlite_hour(value: str) -> str:
@@ -178,6 +206,16 @@ def sqlite_hour(value: str) -> str:
 def datetime_hour(value: datetime) -> datetime:
     """Hour bucket of a datetime."""
     return value.replace(minute=0, second=0, microsecond=0)
+
+
+def sqlite_day(value: str) -> str:
+    """Day bucket of a SQLite hour bucket text."""
+    return value[:10] + " 00:00:00.000000"
+
+
+def datetime_day(value: datetime) -> datetime:
+    """Day bucket of a datetime."""
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 _REBUILD_COLUMNS = ("occurred_at", "kind", "status", *ROLLUP_DIMENSIONS, "cost_usd",
@@ -198,26 +236,30 @@ def rebuild_on(
     Events are read in time order, so each hour's keys are complete when the next hour
     starts and memory holds one hour at a time. Returns the events rolled up.
     """
+    # whole UTC days, so that daily rows are recomputed from complete days
     if since is not None:
-        since = datetime_hour(since)
+        since = datetime_day(since)
     if until is not None:
-        until = datetime_hour(until) + (
-            timedelta(hours=1) if until != datetime_hour(until) else timedelta()
-        )
+        day = datetime_day(until)
+        until = day + timedelta(days=1) if until != day else day
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
-    gone = sa.delete(rollup_hourly)
     window: list[sa.ColumnElement[bool]] = [events.c.kind.in_(sorted(ROLLED_KINDS))]
     if since is not None:
-        gone = gone.where(rollup_hourly.c.bucket >= since)
         window.append(events.c.occurred_at >= since)
     if until is not None:
-        gone = gone.where(rollup_hourly.c.bucket < until)
         window.append(events.c.occurred_at < until)
     if project is not None:
-        gone = gone.where(rollup_hourly.c.project == project)
         window.append(events.c.project == project)
-    conn.execute(gone)
+    for table in (rollup_hourly, rollup_daily):
+        gone = sa.delete(table)
+        if since is not None:
+            gone = gone.where(table.c.bucket >= since)
+        if until is not None:
+            gone = gone.where(table.c.bucket < until)
+        if project is not None:
+            gone = gone.where(table.c.project == project)
+        conn.execute(gone)
     names = list(dict.fromkeys(_REBUILD_COLUMNS))
     query = (
         sa.select(*[events.c[name] for name in names])
@@ -230,6 +272,8 @@ def rebuild_on(
     order = [(i, position.get(name)) for i, name in enumerate(COLUMN_NAMES)]
     hour_rows: list[list[Any]] = []
     current_hour: Any = None
+    day_accs: dict[Key, Acc] = {}
+    current_day: Any = None
     total = 0
     # statement-level options: Connection.execution_options() would change the connection
     result = conn.execute(query.execution_options(stream_results=True, yield_per=chunk))
@@ -242,23 +286,50 @@ def rebuild_on(
             hour = datetime_hour(r[0])
             full[_K_OCC] = hour
             if hour != current_hour and hour_rows:
-                _insert_complete(conn, add_rows({}, hour_rows, _same))
+                day_accs = _flush_hour(conn, hour_rows, day_accs, current_day, hour)
                 hour_rows = []
             current_hour = hour
+            current_day = datetime_day(hour)
             hour_rows.append(full)
             total += 1
     if hour_rows:
-        _insert_complete(conn, add_rows({}, hour_rows, _same))
+        _flush_hour(conn, hour_rows, day_accs, current_day, None)
     return total
+
+
+def _flush_hour(
+    conn: sa.Connection,
+    hour_rows: list[list[Any]],
+    day_accs: dict[Key, Acc],
+    day: Any,
+    next_hour: Any,
+) -> dict[Key, Acc]:
+    """Insert one complete hour; insert its day too when the next row starts another day."""
+    hourly = add_rows({}, hour_rows, _same)
+    _insert_complete(conn, rollup_hourly, hourly)
+    for key, acc in by_day(hourly, datetime_day).items():
+        into = day_accs.setdefault(key, Acc())
+        for i, value in enumerate(acc.sums):
+            into.sums[i] += value
+        sketch.merge(into.latency, acc.latency)
+        sketch.merge(into.ttft, acc.ttft)
+        if acc.example is not None:
+            into.example = acc.example
+    if next_hour is None or datetime_day(next_hour) != day:
+        _insert_complete(conn, rollup_daily, day_accs)
+        return {}
+    return day_accs
 
 
 def _same(value: Any) -> Any:
     return value
 
 
-def _insert_complete(conn: sa.Connection, accs: dict[Key, Acc]) -> None:
+def _insert_complete(conn: sa.Connection, table: sa.Table, accs: dict[Key, Acc]) -> None:
+    if not accs:
+        return
     rows = _rows_for_upsert(accs, {})
-    conn.execute(sa.insert(rollup_hourly), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+    conn.execute(sa.insert(table), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
 
 
 def rebuild(engine: sa.Engine) -> int:

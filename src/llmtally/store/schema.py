@@ -139,16 +139,23 @@ ROLLUP_SUMS = (
 )
 _FLOAT_SUMS = frozenset({"cost_usd", "latency_sum", "ttft_sum"})
 
-rollup_hourly = sa.Table(
-    "rollup_hourly",
-    metadata,
-    sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
-    *(sa.Column(name, sa.String(200), primary_key=True) for name in ROLLUP_DIMENSIONS),
-    *(
-        sa.Column(name, sa.Double() if name in _FLOAT_SUMS else sa.BigInteger(), nullable=False)
-        for name in ROLLUP_SUMS
-    ),
-    sa.Column("example_error", sa.Text()),
-    sa.Column("latency_hist", sa.LargeBinary()),
-    sa.Column("ttft_hist", sa.LargeBinary()),
-)
+
+def _rollup_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
+        *(sa.Column(dim, sa.String(200), primary_key=True) for dim in ROLLUP_DIMENSIONS),
+        *(
+            sa.Column(col, sa.Double() if col in _FLOAT_SUMS else sa.BigInteger(), nullable=False)
+            for col in ROLLUP_SUMS
+        ),
+        sa.Column("example_error", sa.Text()),
+        sa.Column("latency_hist", sa.LargeBinary()),
+        sa.Column("ttft_hist", sa.LargeBinary()),
+    )
+
+
+# per hour, and per UTC day (fewer rows to merge for long windows)
+rollup_hourly = _rollup_table("rollup_hourly")
+rollup_daily = _rollup_table("rollup_daily")
