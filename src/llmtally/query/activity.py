@@ -199,3 +199,51 @@ def _call_filter(call: Any, f: Filters) -> sa.ColumnElement[bool]:
     for name, value in f.equals().items():
         parts.append(c[columns[name]] == value)
     return sa.and_(*parts)
+
+
+def top_breakdown(conn: sa.Connection, f: Filters, by: str, column: str, limit: int) -> list[Row]:
+    """``costs_breakdown`` for a raw-only dimension, ranked and limited in SQL."""
+    c = events.c
+    key = c[column]
+    where = f.where()
+    cost = sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0)
+    calls = sa.func.count()
+    query = (
+        sa.select(
+            key,
+            calls,
+            cost,
+            sa.func.count(c.cost_usd),
+            sa.func.sum(sa.case((c.status == "error", 1), else_=0)),
+            sa.func.coalesce(sa.func.sum(c.input_tokens), 0),
+            sa.func.coalesce(sa.func.sum(c.output_tokens), 0),
+            sa.func.coalesce(sa.func.sum(c.cache_read_tokens), 0),
+        )
+        .where(where)
+        .group_by(key)
+        .order_by(cost.desc(), calls.desc(), key)
+        .limit(limit)
+    )
+    total = float(
+        conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0)).where(where)
+        ).scalar_one()
+    )
+    rows = []
+    for value, n, spent, priced, errors, inp, out, cached in conn.execute(query):
+        spent, priced = float(spent), int(priced)
+        rows.append(
+            {
+                by: value,
+                "calls": int(n),
+                "cost_usd": spent,
+                "cost_share": spent / total if total else 0.0,
+                "avg_cost_usd": spent / priced if priced else None,
+                "unpriced_calls": int(n) - priced,
+                "errors": int(errors or 0),
+                "input_tokens": int(inp),
+                "output_tokens": int(out),
+                "cache_read_tokens": int(cached),
+            }
+        )
+    return rows

@@ -207,6 +207,9 @@ class Reports:
         _limit(limit)
         f = self._filters(filters, kwargs)
         with self.engine.connect() as conn:
+            if limit is not None and by in ("actor", "session"):
+                # not rolled up and of high cardinality: let the database rank and cut
+                return activity.top_breakdown(conn, f, by, DIMENSIONS[by], limit)
             groups = collect(conn, f, dims)
         total = sum(agg.cost_usd for agg in groups.values())
         rows = [
