@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import hotpath, memory, reports, throughput  # noqa: E402
-from benchmarks._common import console  # noqa: E402
+from benchmarks import hotpath, memory, reports, throughput
+from benchmarks._common import console
 
 
 def main() -> None:
