@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from pathlib import Path
 from typing import Any
 
 from benchmarks._common import table
