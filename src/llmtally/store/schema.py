@@ -74,8 +74,6 @@ events = sa.Table(
     sa.Index("ix_events_project_occurred_at", "project", "occurred_at"),
     sa.Index("ix_events_parent_id", "parent_id"),
     sa.Index("ix_events_trace_id", "trace_id"),
-    sa.Index("ix_events_session_id", "session_id"),
-    sa.Index("ix_events_actor_id", "actor_id"),
 )
 
 actors = sa.Table(

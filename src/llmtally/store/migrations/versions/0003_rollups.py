@@ -1,4 +1,4 @@
-"""hourly rollups for instant reports, and indexes for trace, session and actor look-ups
+"""hourly rollups for instant reports, and an index for trace look-ups
 
 Revision ID: 0003_rollups
 Revises: 0002_registry_provider_length
@@ -49,8 +49,6 @@ def upgrade() -> None:
             sa.Column("ttft_hist", sa.LargeBinary()),
         )
     op.create_index("ix_events_trace_id", "events", ["trace_id"])
-    op.create_index("ix_events_session_id", "events", ["session_id"])
-    op.create_index("ix_events_actor_id", "events", ["actor_id"])
     from llmtally.store.rollups import rebuild_on
 
     rebuild_on(op.get_bind())
@@ -58,7 +56,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("rollup_daily")
-    op.drop_index("ix_events_actor_id", "events")
-    op.drop_index("ix_events_session_id", "events")
     op.drop_index("ix_events_trace_id", "events")
     op.drop_table("rollup_hourly")
