@@ -140,7 +140,7 @@ def feedback(conn: sa.Connection, f: Filters, by: str, calls: dict[Any, float]) 
         # PostgreSQL, so compare as text
         .select_from(fb.join(call, sa.cast(call.c.event_id, sa.String(36)) == fb.c.parent_id))
         .where(fb.c.kind == "feedback")
-        .where(_call_filter(call, f))
+        .where(f.raw_where(("llm_call",), f.since, f.until, table=call))
     )  # fmt: skip
     per_key: dict[Any, dict[str, float]] = defaultdict(
         lambda: {"feedback": 0, "up": 0, "down": 0, "regenerated": 0, "edited": 0}
@@ -185,20 +185,6 @@ def feedback(conn: sa.Connection, f: Filters, by: str, calls: dict[Any, float]) 
         )
     rows.sort(key=lambda r: (-r["feedback"], -r["calls"], str(r[by])))
     return rows
-
-
-def _call_filter(call: Any, f: Filters) -> sa.ColumnElement[bool]:
-    c = call.c
-    parts: list[sa.ColumnElement[bool]] = [c.kind == "llm_call"]
-    if f.since is not None:
-        parts.append(c.occurred_at >= f.since)
-    if f.until is not None:
-        parts.append(c.occurred_at < f.until)
-    columns = {"project": "project", "feature": "feature", "model": "model",
-               "provider": "provider", "actor": "actor_id", "status": "status"}  # fmt: skip
-    for name, value in f.equals().items():
-        parts.append(c[columns[name]] == value)
-    return sa.and_(*parts)
 
 
 def top_breakdown(conn: sa.Connection, f: Filters, by: str, column: str, limit: int) -> list[Row]:

@@ -92,31 +92,18 @@ class Filters:
 
     def where(self, kind: str | None = "llm_call") -> sa.ColumnElement[bool]:
         """Condition on the events table for the whole window (``kind`` None: every kind)."""
-        c = events.c
-        parts: list[sa.ColumnElement[bool]] = [sa.true()]
-        if kind is not None:
-            parts.append(c.kind == kind)
-        if self.since is not None:
-            parts.append(c.occurred_at >= self.since)
-        if self.until is not None:
-            parts.append(c.occurred_at < self.until)
-        for name, value in self.equals().items():
-            parts.append(c[DIMENSIONS[name]] == value)
-        return sa.and_(*parts)
+        kinds = (kind,) if kind is not None else None
+        return self._condition(events, "occurred_at", kinds, self.since, self.until)
 
     def raw_where(
-        self, kinds: tuple[str, ...], since: datetime | None, until: datetime | None
+        self,
+        kinds: tuple[str, ...],
+        since: datetime | None,
+        until: datetime | None,
+        table: sa.FromClause = events,
     ) -> sa.ColumnElement[bool]:
-        """Condition on the events table for a sub-window."""
-        c = events.c
-        parts: list[sa.ColumnElement[bool]] = [c.kind.in_(kinds)]
-        if since is not None:
-            parts.append(c.occurred_at >= since)
-        if until is not None:
-            parts.append(c.occurred_at < until)
-        for name, value in self.equals().items():
-            parts.append(c[DIMENSIONS[name]] == value)
-        return sa.and_(*parts)
+        """Condition on the events table (or an alias of it) for a sub-window."""
+        return self._condition(table, "occurred_at", kinds, since, until)
 
     def rollup_where(
         self,
@@ -126,14 +113,26 @@ class Filters:
         until: datetime | None,
     ) -> sa.ColumnElement[bool]:
         """Condition on a rollup table for whole buckets in [since, until)."""
-        r = table.c
-        parts: list[sa.ColumnElement[bool]] = [r.kind.in_(kinds)]
+        return self._condition(table, "bucket", kinds, since, until)
+
+    def _condition(
+        self,
+        table: sa.FromClause,
+        time_column: str,
+        kinds: tuple[str, ...] | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> sa.ColumnElement[bool]:
+        c = table.c
+        parts: list[sa.ColumnElement[bool]] = [sa.true()]
+        if kinds is not None:
+            parts.append(c.kind.in_(kinds))
         if since is not None:
-            parts.append(r.bucket >= since)
+            parts.append(c[time_column] >= since)
         if until is not None:
-            parts.append(r.bucket < until)
+            parts.append(c[time_column] < until)
         for name, value in self.equals().items():
-            parts.append(r[DIMENSIONS[name]] == value)
+            parts.append(c[DIMENSIONS[name]] == value)
         return sa.and_(*parts)
 
 

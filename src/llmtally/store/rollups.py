@@ -69,6 +69,15 @@ class Acc:
         self.ttft: sketch.Histogram = {}
         self.example: str | None = None
 
+    def merge(self, other: Acc) -> None:
+        """Add another accumulator's sums and histograms into this one."""
+        for i, value in enumerate(other.sums):
+            self.sums[i] += value
+        sketch.merge(self.latency, other.latency)
+        sketch.merge(self.ttft, other.ttft)
+        if other.example is not None:
+            self.example = other.example
+
 
 def add_rows(
     accs: dict[Key, Acc], rows: Iterable[Sequence[Any]], hour: Callable[[Any], Any]
@@ -156,15 +165,7 @@ def by_day(accs: dict[Key, Acc], day: Callable[[Any], Any]) -> dict[Key, Acc]:
     out: dict[Key, Acc] = {}
     for key, acc in accs.items():
         day_key = (day(key[0]), *key[1:])
-        into = out.get(day_key)
-        if into is None:
-            into = out[day_key] = Acc()
-        for i, value in enumerate(acc.sums):
-            into.sums[i] += value
-        sketch.merge(into.latency, acc.latency)
-        sketch.merge(into.ttft, acc.ttft)
-        if acc.example is not None:
-            into.example = acc.example
+        out.setdefault(day_key, Acc()).merge(acc)
     return out
 
 
@@ -308,13 +309,7 @@ def _flush_hour(
     hourly = add_rows({}, hour_rows, _same)
     _insert_complete(conn, rollup_hourly, hourly)
     for key, acc in by_day(hourly, datetime_day).items():
-        into = day_accs.setdefault(key, Acc())
-        for i, value in enumerate(acc.sums):
-            into.sums[i] += value
-        sketch.merge(into.latency, acc.latency)
-        sketch.merge(into.ttft, acc.ttft)
-        if acc.example is not None:
-            into.example = acc.example
+        day_accs.setdefault(key, Acc()).merge(acc)
     if next_hour is None or datetime_day(next_hour) != day:
         _insert_complete(conn, rollup_daily, day_accs)
         return {}
