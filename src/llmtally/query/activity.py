@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.query.aggregate import aware
+from llmtally.query.aggregate import Agg, aware, collect
 from llmtally.query.filters import Filters
 from llmtally.store.schema import events
 
@@ -210,11 +210,8 @@ def top_breakdown(conn: sa.Connection, f: Filters, by: str, column: str, limit: 
         .order_by(cost.desc(), calls.desc(), key)
         .limit(limit)
     )
-    total = float(
-        conn.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0)).where(where)
-        ).scalar_one()
-    )
+    # the total for the shares comes from the rollups, not a second scan of the events
+    total = float(collect(conn, f).get((), Agg()).cost_usd)
     rows = []
     for value, n, spent, priced, errors, inp, out, cached in conn.execute(query):
         spent, priced = float(spent), int(priced)
