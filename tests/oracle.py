@@ -131,13 +131,15 @@ def call_specs(draw: st.DrawFn) -> CallSpec:
     provider, model = draw(st.sampled_from(MODELS))
     provider = draw(st.sampled_from((provider, provider, provider, None)))
     actor_id, actor_type = draw(st.sampled_from(ACTORS))
+    project = draw(st.sampled_from(PROJECTS))
     session = None
     if actor_id is not None and draw(st.integers(0, 3)) > 0:
-        session = f"{actor_id}/s{draw(st.integers(0, 2))}"
+        # a session belongs to one project (llmtally keys sessions by project)
+        session = f"{project}/{actor_id}/s{draw(st.integers(0, 2))}"
     status = draw(st.sampled_from(("success", "success", "success", "error")))
     fields: dict[str, Any] = {
         "occurred_at": draw(_occurred_at()),
-        "project": draw(st.sampled_from(PROJECTS)),
+        "project": project,
         "feature": draw(st.sampled_from(FEATURES)),
         "provider": provider,
         "model": model,
@@ -564,6 +566,8 @@ def exp_breakdown(events: list[dict[str, Any]], sc: Scenario, by: str) -> dict[A
     total = cost_value(cost_sum(evs))
     out = {}
     for key, grp in group(evs, lambda e: e[DIMENSIONS[by]]).items():
+        if by == "session" and key is None:
+            continue  # calls without a session are no session
         agg = aggregate(grp)
         row = {k: agg[k] for k in (*BREAKDOWN_FIELDS, "avg_cost_usd") if k != "cost_share"}
         row["cost_share"] = ratio(cost_value(agg["cost_usd"]), total)

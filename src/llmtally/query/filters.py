@@ -108,7 +108,7 @@ class Filters:
     def rollup_where(
         self,
         table: sa.Table,
-        kinds: tuple[str, ...],
+        kinds: tuple[str, ...] | None,
         since: datetime | None,
         until: datetime | None,
     ) -> sa.ColumnElement[bool]:

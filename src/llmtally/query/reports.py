@@ -8,12 +8,14 @@ rollups plus raw edges (``query.aggregate``); listings come from the events tabl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
 from llmtally.errors import QueryError
-from llmtally.query import activity
+from llmtally.query import activity, actors, sessions
+from llmtally.query import feedback as feedback_report
 from llmtally.query.aggregate import INTERVALS, Agg, aware, collect
 from llmtally.query.filters import DIMENSIONS as FILTER_DIMENSIONS
 from llmtally.query.filters import Filters
@@ -29,7 +31,9 @@ DIMENSIONS = {
 
 Row = dict[str, Any]
 
-__all__ = ["DIMENSIONS", "Filters", "Reports"]
+QualityWeights = feedback_report.QualityWeights
+
+__all__ = ["DIMENSIONS", "Filters", "QualityWeights", "Reports"]
 
 
 def _rate(part: float, whole: float) -> float:
@@ -83,9 +87,16 @@ def latency_fields(agg: Agg, *, p99: bool = True, ttft: bool = True) -> Row:
 class Reports:
     """Reports over one database."""
 
-    def __init__(self, engine: sa.Engine, *, project: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        project: str | None = None,
+        quality_weights: QualityWeights | Mapping[str, float] | None = None,
+    ) -> None:
         self.engine = engine
         self.project = project
+        self.quality_weights = QualityWeights.of(quality_weights)
 
     def close(self) -> None:
         """Release the engine's connections."""
@@ -134,7 +145,7 @@ class Reports:
             "cache_read_tokens": int(agg.cache_read_tokens),
             "cache_write_tokens": int(agg.cache_write_tokens),
             "reasoning_tokens": int(agg.reasoning_tokens),
-            "active_actors": activity.active_actors(conn, f),
+            "active_actors": actors.active_actors(conn, f),
             "avg_latency_ms": agg.avg_latency,
             "p50_latency_ms": p50,
             "p95_latency_ms": p95,
@@ -207,11 +218,20 @@ class Reports:
         _limit(limit)
         f = self._filters(filters, kwargs)
         with self.engine.connect() as conn:
+            if by == "actor" and actors.usable(f):
+                return _actor_breakdown(actors.by_actor(conn, f), limit)
+            if by == "session" and sessions.usable(f):
+                total = float(collect(conn, f).get((), Agg()).cost_usd)
+                return [_session_breakdown(row, total) for row in sessions.ranked(conn, f, limit)]
             if limit is not None and by in ("actor", "session"):
-                # not rolled up and of high cardinality: let the database rank and cut
+                # not rolled up under these filters: let the database rank and cut
                 return activity.top_breakdown(conn, f, by, DIMENSIONS[by], limit)
             groups = collect(conn, f, dims)
-        total = sum(agg.cost_usd for agg in groups.values())
+            if by == "session":  # calls without a session are no session
+                groups.pop((None,), None)
+                total = float(collect(conn, f).get((), Agg()).cost_usd)
+            else:
+                total = sum(agg.cost_usd for agg in groups.values())
         rows = [
             {
                 by: key[0],
@@ -358,21 +378,43 @@ class Reports:
         if by not in ("feature", "model"):
             raise QueryError("by", f"must be feature or model, got {by!r}")
         f = self._filters(filters, kwargs)
+        weights = self.quality_weights
         with self.engine.connect() as conn:
             calls = collect(conn, f, [by])
-            return activity.feedback(conn, f, by, {key[0]: agg.calls for key, agg in calls.items()})
+            groups = feedback_report.sums(conn, f, by, weights)
+        counts = {key[0]: agg.calls for key, agg in calls.items()}
+        return feedback_report.rows(groups, counts, by, weights)
 
     def sessions(self, limit: int = 50, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
         """Sessions with their cost, turns and duration, most expensive first."""
         _limit(limit)
         f = self._filters(filters, kwargs)
         with self.engine.connect() as conn:
-            return activity.sessions(conn, f, limit)
+            if not sessions.usable(f):
+                return activity.sessions(conn, f, limit)
+            found = sessions.ranked(conn, f, limit)
+        return [
+            {
+                "session_id": row["session_id"],
+                "actor_id": row["actor_id"],
+                "turns": row["turns"],
+                "cost_usd": row["cost_usd"],
+                "input_tokens": row["input_tokens"],
+                "output_tokens": row["output_tokens"],
+                "errors": row["errors"],
+                "first_at": row["first_at"],
+                "last_at": row["last_at"],
+                "duration_s": (row["last_at"] - row["first_at"]).total_seconds(),
+            }
+            for row in found
+        ]
 
     def agents(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
         """Actors of type agent with their calls, errors, cost and latency."""
         f = self._filters(filters, kwargs)
         with self.engine.connect() as conn:
+            if actors.usable(f):
+                return _agents(actors.by_actor(conn, f, agents=True))
             groups = collect(
                 conn, f, ["actor"], histograms=True, extra=events.c.actor_type == "agent"
             )
@@ -432,3 +474,65 @@ def _top(groups: dict[tuple[Any, ...], Agg]) -> Any:
         default=None,
     )
     return None if best is None else best[0][0]
+
+
+def _actor_breakdown(groups: dict[str | None, actors.ActorAgg], limit: int | None) -> list[Row]:
+    total = sum(agg.get("cost_usd") for agg in groups.values())
+    rows: list[Row] = []
+    for actor, agg in groups.items():
+        calls, cost, priced = agg.get("calls"), agg.get("cost_usd"), agg.get("priced_calls")
+        if not calls:
+            continue
+        rows.append(
+            {
+                "actor": actor,
+                "calls": int(calls),
+                "cost_usd": float(cost),
+                "cost_share": _rate(cost, total),
+                "avg_cost_usd": _mean(cost, priced),
+                "unpriced_calls": int(calls - priced),
+                "errors": int(agg.get("errors")),
+                "input_tokens": int(agg.get("input_tokens")),
+                "output_tokens": int(agg.get("output_tokens")),
+                "cache_read_tokens": int(agg.get("cache_read_tokens")),
+            }
+        )
+    rows.sort(key=lambda r: (-float(r["cost_usd"]), -int(r["calls"]), str(r["actor"])))
+    return rows[:limit] if limit is not None else rows
+
+
+def _session_breakdown(row: Row, total: float) -> Row:
+    return {
+        "session": row["session_id"],
+        "calls": row["turns"],
+        "cost_usd": row["cost_usd"],
+        "cost_share": _rate(row["cost_usd"], total),
+        "avg_cost_usd": _mean(row["cost_usd"], row["priced_calls"]),
+        "unpriced_calls": row["turns"] - row["priced_calls"],
+        "errors": row["errors"],
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
+        "cache_read_tokens": row["cache_read_tokens"],
+    }
+
+
+def _agents(groups: dict[str | None, actors.ActorAgg]) -> list[Row]:
+    rows: list[Row] = []
+    for actor, agg in groups.items():
+        calls = agg.get("calls")
+        if not calls:
+            continue
+        (p95,) = sketch.quantiles(agg.latency, (0.95,))
+        rows.append(
+            {
+                "actor_id": actor,
+                "calls": int(calls),
+                "errors": int(agg.get("errors")),
+                "error_rate": _rate(agg.get("errors"), calls),
+                "cost_usd": float(agg.get("cost_usd")),
+                "avg_latency_ms": _mean(agg.get("latency_sum"), agg.get("latency_count")),
+                "p95_latency_ms": p95,
+            }
+        )
+    rows.sort(key=lambda r: (-float(r["cost_usd"]), -int(r["calls"]), str(r["actor_id"])))
+    return rows

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from llmtally.capture.pricing import PriceBook
 from llmtally.store import rollups
-from llmtally.store.schema import events, models, rollup_daily, rollup_hourly
+from llmtally.store.schema import events, models, session_totals
 
 _CHUNK = 5_000
 
@@ -34,13 +34,19 @@ def delete_older_than(
         deleted = int(result.rowcount or 0)
         if deleted:
             # whole days before the cutoff go; the cutoff's own day is recomputed
-            for table in (rollup_hourly, rollup_daily):
+            in_project = (lambda t: t.c.project == project) if project else (lambda t: sa.true())
+            for table in rollups.BUCKET_TABLES:
                 conn.execute(
                     sa.delete(table).where(
-                        (table.c.bucket < rollups.datetime_day(cutoff))
-                        & (table.c.project == project if project is not None else sa.true())
+                        (table.c.bucket < rollups.datetime_day(cutoff)) & in_project(table)
                     )
                 )
+            conn.execute(
+                sa.delete(session_totals).where(
+                    (session_totals.c.last_at < rollups.datetime_day(cutoff))
+                    & in_project(session_totals)
+                )
+            )
             rollups.rebuild_on(conn, since=cutoff, until=cutoff, project=project)
     return deleted
 

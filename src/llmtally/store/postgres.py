@@ -150,8 +150,7 @@ class PostgresStore(Store):
                 if batch.events:
                     new_rows = self._copy_events(cur, batch.events)
                     inserted = len(new_rows)
-                    accs = rollups.add_rows({}, new_rows, rollups.datetime_hour)
-                    rollups.apply_postgres(cur, accs)
+                    rollups.maintain_postgres(cur, new_rows)
                 if batch.actors:
                     cur.executemany(_UPSERT_ACTORS, batch.actors)
                 if batch.models:

@@ -20,13 +20,27 @@ from typing import Any
 import sqlalchemy as sa
 
 from llmtally.capture.event import COLUMN_NAMES
-from llmtally.store import sketch
+from llmtally.store import actor_rollups, feedback, sketch
 from llmtally.store.schema import (
     ROLLUP_DIMENSIONS,
     ROLLUP_SUMS,
     events,
+    rollup_actor_daily,
+    rollup_actor_hourly,
     rollup_daily,
+    rollup_feedback_daily,
+    rollup_feedback_hourly,
     rollup_hourly,
+)
+
+# every table keyed by a time bucket, for deletes by time window
+BUCKET_TABLES = (
+    rollup_hourly,
+    rollup_daily,
+    rollup_actor_hourly,
+    rollup_actor_daily,
+    rollup_feedback_hourly,
+    rollup_feedback_daily,
 )
 
 ROLLED_KINDS = frozenset({"llm_call", "tool_call"})
@@ -184,10 +198,12 @@ def apply_sqlite(conn: Any, accs: dict[Key, Acc]) -> None:
 
 
 def apply_postgres(cur: Any, accs: dict[Key, Acc]) -> None:
-    """Merge hourly deltas (and their daily sums) inside the caller's PostgreSQL transaction."""
+    """Merge hourly deltas (and their daily sums) inside the caller's PostgreSQL transaction.
+
+    The caller holds the advisory lock (``PG_LOCK_KEY``) for the transaction.
+    """
     if not accs:
         return
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
     for table, deltas in (("rollup_hourly", accs), ("rollup_daily", by_day(accs, datetime_day))):
         select, upsert = _PG[table]
         existing = {}
@@ -197,6 +213,38 @@ def apply_postgres(cur: Any, accs: dict[Key, Acc]) -> None:
             if found is not None:
                 existing[key] = found
         cur.executemany(upsert, _rows_for_upsert(deltas, existing))
+
+
+_FEEDBACK = {d: feedback.Maintainer(d) for d in ("sqlite", "postgresql")}
+_SESSIONS = {d: actor_rollups.session_upsert_sql(d) for d in ("sqlite", "postgresql")}
+
+
+def maintain_sqlite(conn: Any, new_rows: Sequence[Sequence[Any]]) -> None:
+    """Every derived table's deltas for rows just inserted, in the SQLite write transaction."""
+    if not new_rows:
+        return
+    apply_sqlite(conn, add_rows({}, new_rows, sqlite_hour))
+    actor_rollups.apply_actors(conn, actor_rollups.actor_deltas(new_rows, sqlite_hour),
+                               sqlite_day, "?")  # fmt: skip
+    sessions = actor_rollups.session_deltas(new_rows)
+    if sessions:
+        conn.executemany(_SESSIONS["sqlite"], actor_rollups.session_rows(sessions))
+    _FEEDBACK["sqlite"].apply(conn, new_rows, sqlite_hour, sqlite_day)
+
+
+def maintain_postgres(cur: Any, new_rows: Sequence[Sequence[Any]]) -> None:
+    """Every derived table's deltas for rows just inserted, in the PostgreSQL transaction."""
+    if not new_rows:
+        return
+    # histograms are read-modify-write: one writer at a time for this part
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
+    apply_postgres(cur, add_rows({}, new_rows, datetime_hour))
+    actor_rollups.apply_actors(cur, actor_rollups.actor_deltas(new_rows, datetime_hour),
+                               datetime_day, "%s")  # fmt: skip
+    sessions = actor_rollups.session_deltas(new_rows)
+    if sessions:
+        cur.executemany(_SESSIONS["postgresql"], actor_rollups.session_rows(sessions))
+    _FEEDBACK["postgresql"].apply(cur, new_rows, datetime_hour, datetime_day)
 
 
 def sqlite_hour(value: str) -> str:
@@ -219,7 +267,8 @@ def datetime_day(value: datetime) -> datetime:
     return value.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-_REBUILD_COLUMNS = ("occurred_at", "kind", "status", *ROLLUP_DIMENSIONS, "cost_usd",
+_REBUILD_COLUMNS = ("occurred_at", "kind", "status", *ROLLUP_DIMENSIONS, "actor_type",
+                    "actor_id", "cost_usd",
                     "latency_ms", "ttft_ms", "error_message", "input_tokens", "output_tokens",
                     "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")  # fmt: skip
 
@@ -231,8 +280,12 @@ def rebuild_on(
     until: datetime | None = None,
     project: str | None = None,
     chunk: int = 20_000,
+    derived: bool = True,
 ) -> int:
     """Recompute rollups from the events table (optionally for whole hours in a window).
+
+    ``derived=False`` rebuilds only ``rollup_hourly``/``rollup_daily`` (for migration 0003,
+    which runs before the actor, session and feedback tables exist).
 
     Events are read in time order, so each hour's keys are complete when the next hour
     starts and memory holds one hour at a time. Returns the events rolled up.
@@ -252,7 +305,7 @@ def rebuild_on(
         window.append(events.c.occurred_at < until)
     if project is not None:
         window.append(events.c.project == project)
-    for table in (rollup_hourly, rollup_daily):
+    for table in BUCKET_TABLES if derived else BUCKET_TABLES[:2]:
         gone = sa.delete(table)
         if since is not None:
             gone = gone.where(table.c.bucket >= since)
@@ -274,6 +327,7 @@ def rebuild_on(
     hour_rows: list[list[Any]] = []
     current_hour: Any = None
     day_accs: dict[Key, Acc] = {}
+    actor_days: dict[actor_rollups.ActorKey, actor_rollups.ActorAcc] = {}
     current_day: Any = None
     total = 0
     # statement-level options: Connection.execution_options() would change the connection
@@ -287,14 +341,22 @@ def rebuild_on(
             hour = datetime_hour(r[0])
             full[_K_OCC] = hour
             if hour != current_hour and hour_rows:
-                day_accs = _flush_hour(conn, hour_rows, day_accs, current_day, hour)
+                day_accs, actor_days = _flush_hour(
+                    conn, hour_rows, day_accs, actor_days, current_day, hour, derived
+                )
                 hour_rows = []
             current_hour = hour
             current_day = datetime_day(hour)
             hour_rows.append(full)
             total += 1
     if hour_rows:
-        _flush_hour(conn, hour_rows, day_accs, current_day, None)
+        _flush_hour(conn, hour_rows, day_accs, actor_days, current_day, None, derived)
+    if not derived:
+        return total
+    feedback.rebuild_feedback_on(
+        conn, datetime_hour, datetime_day, since=since, until=until, project=project
+    )
+    actor_rollups.rebuild_sessions_on(conn, since=since, until=until, project=project)
     return total
 
 
@@ -302,18 +364,25 @@ def _flush_hour(
     conn: sa.Connection,
     hour_rows: list[list[Any]],
     day_accs: dict[Key, Acc],
+    actor_days: dict[actor_rollups.ActorKey, actor_rollups.ActorAcc],
     day: Any,
     next_hour: Any,
-) -> dict[Key, Acc]:
+    derived: bool,
+) -> tuple[dict[Key, Acc], dict[actor_rollups.ActorKey, actor_rollups.ActorAcc]]:
     """Insert one complete hour; insert its day too when the next row starts another day."""
     hourly = add_rows({}, hour_rows, _same)
     _insert_complete(conn, rollup_hourly, hourly)
     for key, acc in by_day(hourly, datetime_day).items():
         day_accs.setdefault(key, Acc()).merge(acc)
+    actors = actor_rollups.actor_deltas(hour_rows, _same) if derived else {}
+    actor_rollups.insert_actor_rows(conn, rollup_actor_hourly, actors)
+    for key, actor_acc in actor_rollups.actors_by_day(actors, datetime_day).items():
+        actor_days.setdefault(key, actor_rollups.ActorAcc()).merge(actor_acc)
     if next_hour is None or datetime_day(next_hour) != day:
         _insert_complete(conn, rollup_daily, day_accs)
-        return {}
-    return day_accs
+        actor_rollups.insert_actor_rows(conn, rollup_actor_daily, actor_days)
+        return {}, {}
+    return day_accs, actor_days
 
 
 def _same(value: Any) -> Any:

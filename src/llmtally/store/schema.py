@@ -157,3 +157,100 @@ def _rollup_table(name: str) -> sa.Table:
 # per hour, and per UTC day (fewer rows to merge for long windows)
 rollup_hourly = _rollup_table("rollup_hourly")
 rollup_daily = _rollup_table("rollup_daily")
+
+# Per actor (see store/activity.py): llm_call sums per hour/day and actor; the latency
+# histogram is kept for agents only (the agents report), so human rows never need a
+# read-modify-write.
+ACTOR_SUMS = (
+    "calls",
+    "errors",
+    "cost_usd",
+    "priced_calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "latency_sum",
+    "latency_count",
+)
+_ACTOR_FLOATS = frozenset({"cost_usd", "latency_sum"})
+
+
+def _actor_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("actor_type", sa.String(200), primary_key=True),
+        sa.Column("actor_id", sa.String(200), primary_key=True),
+        *(
+            sa.Column(col, sa.Double() if col in _ACTOR_FLOATS else sa.BigInteger(), nullable=False)
+            for col in ACTOR_SUMS
+        ),
+        sa.Column("latency_hist", sa.LargeBinary()),
+    )
+
+
+rollup_actor_hourly = _actor_table("rollup_actor_hourly")
+rollup_actor_daily = _actor_table("rollup_actor_daily")
+
+# One row per (project, session): llm_call totals and the first and last call's time.
+SESSION_SUMS = (
+    "turns",
+    "errors",
+    "cost_usd",
+    "priced_calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+)
+session_totals = sa.Table(
+    "session_totals",
+    metadata,
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("session_id", sa.String(200), primary_key=True),
+    sa.Column("actor_id", sa.String(200)),
+    sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+    *(
+        sa.Column(col, sa.Double() if col == "cost_usd" else sa.BigInteger(), nullable=False)
+        for col in SESSION_SUMS
+    ),
+    sa.Index("ix_session_totals_first_at", "first_at"),
+    sa.Index("ix_session_totals_last_at", "last_at"),
+    sa.Index("ix_session_totals_cost", "cost_usd"),
+)
+
+# Feedback rolled onto the hour and dimensions of the call it rates (store/feedback.py).
+# ``rated_<k>`` counts rated calls by signal combination k = regenerated | edited << 1 |
+# slow << 2, so the quality score's weights can change at query time.
+FEEDBACK_DIMENSIONS = ("project", "feature", "model", "provider", "status")
+FEEDBACK_SUMS = (
+    "feedback",
+    "up",
+    "down",
+    "regenerated",
+    "edited",
+    *(f"rated_{k}" for k in range(8)),
+)
+
+
+def _feedback_table(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
+        *(sa.Column(dim, sa.String(200), primary_key=True) for dim in FEEDBACK_DIMENSIONS),
+        *(sa.Column(col, sa.BigInteger(), nullable=False) for col in FEEDBACK_SUMS),
+    )
+
+
+rollup_feedback_hourly = _feedback_table("rollup_feedback_hourly")
+rollup_feedback_daily = _feedback_table("rollup_feedback_daily")
+
+# Feedback whose call was not stored yet: rolled up when the call arrives.
+feedback_orphans = sa.Table(
+    "feedback_orphans",
+    metadata,
+    sa.Column("call_id", sa.String(200), primary_key=True),
+)

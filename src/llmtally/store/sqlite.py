@@ -127,7 +127,7 @@ class SQLiteStore(Store):
             if batch.events:
                 new_rows = self._insert(conn, batch.events)
                 inserted = len(new_rows)
-                rollups.apply_sqlite(conn, rollups.add_rows({}, new_rows, rollups.sqlite_hour))
+                rollups.maintain_sqlite(conn, new_rows)
             if batch.actors:
                 conn.executemany(_UPSERT_ACTORS, batch.actors)
             if batch.models:

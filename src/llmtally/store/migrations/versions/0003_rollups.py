@@ -51,7 +51,8 @@ def upgrade() -> None:
     op.create_index("ix_events_trace_id", "events", ["trace_id"])
     from llmtally.store.rollups import rebuild_on
 
-    rebuild_on(op.get_bind())
+    # the tables of later migrations do not exist yet: only these rollups
+    rebuild_on(op.get_bind(), derived=False)
 
 
 def downgrade() -> None:

@@ -1,0 +1,76 @@
+"""per-actor rollups, session totals and feedback rollups
+
+Revision ID: 0004_activity_rollups
+Revises: 0003_rollups
+
+``rollup_actor_hourly``/``_daily`` (llm_call sums per actor; latency histograms for
+agents), ``session_totals`` (one row per project and session), ``rollup_feedback_hourly``/
+``_daily`` (feedback on the call's hour and dimensions, rated calls by signal
+combination) and ``feedback_orphans`` (feedback waiting for its call). Existing events
+are rolled up here, once.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004_activity_rollups"
+down_revision = "0003_rollups"
+branch_labels = None
+depends_on = None
+
+ACTOR_SUMS = ("calls", "errors", "cost_usd", "priced_calls", "input_tokens", "output_tokens",
+              "cache_read_tokens", "latency_sum", "latency_count")  # fmt: skip
+SESSION_SUMS = ("turns", "errors", "cost_usd", "priced_calls", "input_tokens", "output_tokens",
+                "cache_read_tokens")  # fmt: skip
+FEEDBACK_DIMENSIONS = ("project", "feature", "model", "provider", "status")
+FEEDBACK_SUMS = ("feedback", "up", "down", "regenerated", "edited",
+                 *(f"rated_{k}" for k in range(8)))  # fmt: skip
+FLOATS = frozenset({"cost_usd", "latency_sum"})
+
+
+def _sum(name: str) -> sa.Column[object]:
+    return sa.Column(name, sa.Double() if name in FLOATS else sa.BigInteger(), nullable=False)
+
+
+def upgrade() -> None:
+    for table in ("rollup_actor_hourly", "rollup_actor_daily"):
+        op.create_table(
+            table,
+            sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
+            sa.Column("project", sa.String(200), primary_key=True),
+            sa.Column("actor_type", sa.String(200), primary_key=True),
+            sa.Column("actor_id", sa.String(200), primary_key=True),
+            *(_sum(name) for name in ACTOR_SUMS),
+            sa.Column("latency_hist", sa.LargeBinary()),
+        )
+    op.create_table(
+        "session_totals",
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("session_id", sa.String(200), primary_key=True),
+        sa.Column("actor_id", sa.String(200)),
+        sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+        *(_sum(name) for name in SESSION_SUMS),
+    )
+    op.create_index("ix_session_totals_first_at", "session_totals", ["first_at"])
+    op.create_index("ix_session_totals_last_at", "session_totals", ["last_at"])
+    op.create_index("ix_session_totals_cost", "session_totals", ["cost_usd"])
+    for table in ("rollup_feedback_hourly", "rollup_feedback_daily"):
+        op.create_table(
+            table,
+            sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
+            *(sa.Column(name, sa.String(200), primary_key=True) for name in FEEDBACK_DIMENSIONS),
+            *(sa.Column(name, sa.BigInteger(), nullable=False) for name in FEEDBACK_SUMS),
+        )
+    op.create_table("feedback_orphans", sa.Column("call_id", sa.String(200), primary_key=True))
+    from llmtally.store.rollups import rebuild_on
+
+    rebuild_on(op.get_bind())
+
+
+def downgrade() -> None:
+    for table in ("feedback_orphans", "rollup_feedback_daily", "rollup_feedback_hourly",
+                  "session_totals", "rollup_actor_daily", "rollup_actor_hourly"):  # fmt: skip
+        op.drop_table(table)
