@@ -657,7 +657,8 @@ def _fingerprint() -> str:
     """Changes when the rollup code or the migrations change: rollups must be rebuilt."""
     src = Path(__file__).resolve().parent.parent / "src" / "llmtally" / "store"
     digest = hashlib.sha256()
-    for path in sorted([src / "rollups.py", *(src / "migrations" / "versions").glob("*.py")]):
+    code = [src / name for name in ("rollups.py", "actor_rollups.py", "feedback.py")]
+    for path in sorted([*code, *(src / "migrations" / "versions").glob("*.py")]):
         if path.exists():
             digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
@@ -679,10 +680,13 @@ def _rebuild(url: str) -> tuple[float, float, list[str]]:
     store = open_store(url)
     try:
         start = time.perf_counter()
-        store.migrate()
+        applied = store.migrate()
         with store.engine.begin() as conn:
             notes = _reconcile(conn)
         migrated = time.perf_counter() - start
+        if applied and not notes:
+            # the migrations that add derived tables roll the whole table up themselves
+            return migrated, 0.0, [f"migrated to {applied[-1]} (rolled up there)"]
         start = time.perf_counter()
         rollups.rebuild(store.engine)
         return migrated, time.perf_counter() - start, notes

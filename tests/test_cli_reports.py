@@ -635,6 +635,17 @@ def test_feedback(data: Dataset, by: str) -> None:
         assert near(row["quality_score"], mean(scores)), row
     header, _ = csv_rows("feedback", "--db", data.url, "--by", by)
     assert header[0] == by and "up_ratio" in header
+    # the quality weights come from the config file's [quality_weights] table
+    config = Path("weights.toml")
+    config.write_text("[quality_weights]\nregenerated_penalty = 1.0\nslow_factor = 0.0\n")
+    result = run("feedback", "--db", data.url, "--by", by, "--format", "json",
+                 env={"LLMTALLY_CONFIG": str(config)})  # fmt: skip
+    harsh = {r[by]: r for r in json.loads(result.stdout)}
+    for row in rows:
+        fbs = rated.get(row[by], [])
+        strict = [0.0 if f["regenerated"] or calls_by_id[f["call_id"]]["latency_ms"] > 3000
+                  else 1.0 - 0.15 * f["edited"] for f in fbs]  # fmt: skip
+        assert near(harsh[row[by]]["quality_score"], mean(strict)), harsh[row[by]]
     assert "up ratio" in ok("feedback", "--db", data.url, "--by", by).stdout
 
 

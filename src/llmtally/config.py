@@ -15,8 +15,10 @@ Environment variables (all optional):
 ``LLMTALLY_REDACT_PII``        ``0`` to turn PII redaction off (on by default)
 ``LLMTALLY_CONFIG``            path of a TOML file with the same keys in lower case
                                (``database_url``, ``project``, ``retention_days``,
-                               ``capture_content``, ``redact_pii``) and a
-                               ``[custom_pricing]`` table
+                               ``capture_content``, ``redact_pii``), a
+                               ``[custom_pricing]`` table and a ``[quality_weights]``
+                               table (``regenerated_penalty``, ``edited_penalty``,
+                               ``slow_ms``, ``slow_factor``)
 =============================  =====================================================
 
 Environment variables override the config file.
@@ -47,6 +49,7 @@ _FILE_KEYS = {
     "capture_content",
     "redact_pii",
     "custom_pricing",
+    "quality_weights",
 }
 
 

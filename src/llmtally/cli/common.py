@@ -182,8 +182,9 @@ def opened_store(url: str, *, migrate: bool = True) -> Iterator[Store]:
 @contextlib.contextmanager
 def opened_reports(url: str) -> Iterator[Reports]:
     """Reports over ``url``; a database that does not exist yet is created empty."""
+    weights = config.from_env().get("quality_weights")
     with opened_store(url) as store:
-        yield Reports(store.engine)
+        yield Reports(store.engine, quality_weights=weights)
 
 
 def dimension_choice() -> click.Choice[str]:
