@@ -8,11 +8,15 @@ Quick start::
         resp = client.chat.completions.create(...)
         call.record_response(resp)
     tally.reports.costs_breakdown(by="model", since="7d")
+
+    client = llmtally.instrument(openai.OpenAI(), tally=tally, feature="chat")  # all recorded
 """
 
 from __future__ import annotations
 
+from llmtally.capture.context import last_call_id
 from llmtally.capture.event import FIELDS, SCHEMA_VERSION
+from llmtally.capture.instrument import instrument
 from llmtally.capture.track import Call
 from llmtally.errors import (
     ConfigError,
@@ -40,4 +44,6 @@ __all__ = [
     "Tally",
     "UnsupportedDatabaseError",
     "__version__",
+    "instrument",
+    "last_call_id",
 ]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from typing_extensions import Unpack
 
 from llmtally.capture.build import build, build_from_mapping
+from llmtally.capture.context import AttributionContext, set_last_call_id, with_context
 from llmtally.capture.event import KINDS, CallFields, validate_fields
 from llmtally.capture.ids import new_event_id
 from llmtally.capture.pricing import PriceBook
@@ -145,14 +146,18 @@ class Tally:
         """Record one finished LLM call; return its id (``actor=`` aliases ``actor_id``)."""
         writer = self._writer
         if writer is None or self._sample_llm_calls:
-            return self._record(fields, "llm_call")  # type: ignore[arg-type]
-        # the hot path, inlined: validate, then one queue put
+            recorded = self._record(fields, "llm_call")  # type: ignore[arg-type]
+            set_last_call_id(recorded)
+            return recorded
+        # the hot path, inlined: context attributes, validate, then one queue put
         try:
-            event = build(fields, "llm_call", self.project, True)
+            event = build(with_context(fields), "llm_call", self.project, True)
         except InvalidEventError as exc:
             return self._invalid_event(exc, "llm_call")
         writer.put(event)
-        return event["event_id"]  # type: ignore[no-any-return]
+        event_id: str = event["event_id"]
+        set_last_call_id(event_id)
+        return event_id
 
     def record_tool_call(self, name: str, **fields: Any) -> str:
         """Record one tool/function execution (``kind="tool_call"``); returns its event id."""
@@ -244,13 +249,18 @@ class Tally:
 
     def track(self, **fields: Any) -> Call:
         """Context manager / decorator timing one LLM call; see ``Call``."""
-        try:
-            event = build(fields, "llm_call", self.project)
-        except InvalidEventError as exc:
-            self._invalid_event(exc, "llm_call")
-            event = build({}, "llm_call", self.project)
         # build() leaves ``fields`` untouched: it doubles as the decorator's template
-        return Call(self, event, fields)
+        return Call(self, self._call_event(with_context(fields)), fields)
+
+    def context(self, **attrs: Any) -> AttributionContext:
+        """Attribute the calls recorded inside ``with tally.context(feature=..., actor=...)``.
+
+        Takes ``feature``, ``actor``/``actor_id``, ``actor_type``, ``session_id``,
+        ``trace_id``, ``parent_id``, ``routing_strategy``, ``project`` and ``metadata``.
+        Nested blocks merge (inner wins); asyncio tasks and threads started inside
+        inherit it; explicit arguments of a call win over it. See ``capture.context``.
+        """
+        return AttributionContext(attrs)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -294,6 +304,14 @@ class Tally:
 
     # -- internals ---------------------------------------------------------------------
 
+    def _call_event(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """A validated llm_call event for ``Call`` (a bad field degrades to an empty one)."""
+        try:
+            return build(fields, "llm_call", self.project)
+        except InvalidEventError as exc:
+            self._invalid_event(exc, "llm_call")
+            return build({}, "llm_call", self.project)
+
     def _record(self, fields: dict[str, Any], kind: str) -> str:
         if self._writer is None:
             return new_event_id()  # disabled: a no-op that still hands back an id
@@ -301,7 +319,7 @@ class Tally:
             self._writer.counters.sampled_out += 1
             return new_event_id()
         try:
-            event = build(fields, kind, self.project, kind == "llm_call")
+            event = build(with_context(fields), kind, self.project, kind == "llm_call")
         except InvalidEventError as exc:
             return self._invalid_event(exc, kind)
         self._writer.put(event)

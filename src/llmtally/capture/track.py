@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from llmtally.capture.context import set_last_call_id
 from llmtally.capture.event import check_consistency, validate_fields
 from llmtally.capture.usage import from_response
 
@@ -54,6 +55,12 @@ class Call:
         """Record token counts in llmtally's normalized form (see ``capture.event``)."""
         validate_fields(tokens, self._event)
         check_consistency(self._event)
+
+    def update(self, fields: Mapping[str, Any]) -> None:
+        """Validate ``fields`` and merge them in one step: if any is bad, nothing changes."""
+        checked = validate_fields(fields, {})
+        check_consistency({**self._event, **checked})
+        self._event.update(checked)
 
     def record_response(self, response: Any) -> None:
         """Read model, tokens and finish reason from an OpenAI, Anthropic or Gemini response."""
@@ -109,6 +116,7 @@ class Call:
         self._tally._enqueue(event)
 
     def __enter__(self) -> Call:
+        set_last_call_id(self.id)
         return self
 
     def __exit__(
@@ -120,6 +128,7 @@ class Call:
         self.finish(exc)
 
     async def __aenter__(self) -> Call:
+        set_last_call_id(self.id)
         return self
 
     async def __aexit__(

@@ -42,16 +42,26 @@ def _enum_text(value: Any) -> str | None:
 
 
 def from_openai_chat(usage: Any) -> dict[str, int]:
-    """Normalized tokens from an OpenAI Chat Completions ``usage``."""
+    """Normalized tokens from an OpenAI Chat Completions ``usage`` (also LiteLLM's ``Usage``)."""
     prompt = _get(usage, "prompt_tokens_details")
     completion = _get(usage, "completion_tokens_details")
-    return {
+    # LiteLLM folds Anthropic cache reads/writes into prompt_tokens and reports them as
+    # cached_tokens / cache_creation_tokens (plus the raw Anthropic names on the object)
+    read = _int(_get(prompt, "cached_tokens")) or _int(_get(usage, "cache_read_input_tokens"))
+    write = _int(_get(prompt, "cache_write_tokens", "cache_creation_tokens")) or _int(
+        _get(usage, "cache_creation_input_tokens")
+    )
+    fields = {
         "input_tokens": _int(_get(usage, "prompt_tokens")),
         "output_tokens": _int(_get(usage, "completion_tokens")),
-        "cache_read_tokens": _int(_get(prompt, "cached_tokens")),
-        "cache_write_tokens": _int(_get(prompt, "cache_write_tokens")),
+        "cache_read_tokens": read,
+        "cache_write_tokens": write,
         "reasoning_tokens": _int(_get(completion, "reasoning_tokens")),
     }
+    write_1h = _int(_get(_get(prompt, "cache_creation_token_details"), "ephemeral_1h_input_tokens"))
+    if write_1h:
+        fields["cache_write_1h_tokens"] = min(write_1h, write)
+    return fields
 
 
 def from_openai_responses(usage: Any) -> dict[str, int]:
@@ -118,18 +128,22 @@ def from_response(response: Any) -> dict[str, Any]:
     usage = _get(response, "usage")
     model = _get(response, "model")
     if usage is not None:
-        if _get(usage, "cache_read_input_tokens", "cache_creation_input_tokens") is not None or (
-            _get(response, "type") == "message"
-        ):
-            fields.update(from_anthropic(usage))
-            fields["provider"] = "anthropic"
-            fields["finish_reason"] = _enum_text(_get(response, "stop_reason"))
-        elif _get(usage, "prompt_tokens") is not None:
+        # prompt_tokens first: LiteLLM's usage also carries Anthropic's cache attribute
+        # names, but its prompt_tokens already include the cache (adding would double count)
+        if _get(usage, "prompt_tokens") is not None:
             fields.update(from_openai_chat(usage))
             fields["provider"] = "openai"
             choices = _get(response, "choices") or []
             if choices:
                 fields["finish_reason"] = _enum_text(_get(choices[0], "finish_reason"))
+            if type(usage).__name__ == "UnreportedUsage":
+                fields["usage_estimated"] = True  # LiteLLM's own count when the API gave none
+        elif _get(usage, "cache_read_input_tokens", "cache_creation_input_tokens") is not None or (
+            _get(response, "type") == "message"
+        ):
+            fields.update(from_anthropic(usage))
+            fields["provider"] = "anthropic"
+            fields["finish_reason"] = _enum_text(_get(response, "stop_reason"))
         elif _get(usage, "input_tokens") is not None:
             fields.update(from_openai_responses(usage))
             fields["provider"] = "openai"

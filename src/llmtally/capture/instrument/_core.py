@@ -1,0 +1,204 @@
+"""What every provider wrapper shares: the binding to a Tally, proxies, and call bookkeeping.
+
+The hot path of a wrapped call is: merge attribution, validate a dozen fields into an
+event (``build``), call the SDK, read usage from the response (``from_response``), put
+the event on the pipeline's queue. Pricing, redaction and I/O happen on the writer
+thread. Nothing here may raise into the application: a failure to record is logged
+and the SDK's own result or exception goes back to the caller unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from llmtally.capture.build import build
+from llmtally.capture.context import current_attributes, merge, set_last_call_id
+from llmtally.capture.track import Call
+from llmtally.capture.usage import from_response
+from llmtally.errors import InvalidEventError
+
+if TYPE_CHECKING:
+    from llmtally.tally import Tally
+
+log = logging.getLogger("llmtally")
+
+# ~4 characters per token: the usual rule of thumb for English text and code in
+# BPE tokenizers; used only when a provider reported no usage (usage_estimated=True)
+CHARS_PER_TOKEN: Final = 4
+_TEXT_KEYS: Final = frozenset(
+    {"messages", "content", "text", "input", "instructions", "system", "contents", "parts"}
+)
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str, *args: Any) -> None:
+    """Log a recording problem once per kind, never raise it."""
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args, exc_info=True)
+
+
+def number(value: Any) -> float | int | None:
+    """``value`` if it is a plain int or float (not bool, not the SDKs' omit sentinels)."""
+    kind = type(value)
+    return value if kind is float or kind is int else None
+
+
+def integer(value: Any) -> int | None:
+    """``value`` if it is a plain int (not bool)."""
+    return value if type(value) is int else None
+
+
+def estimate_tokens(chars: int) -> int:
+    """Token estimate for ``chars`` characters of text (rounded up)."""
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def text_chars(value: Any, depth: int = 0) -> int:
+    """Characters of text in a prompt structure (strings, message dicts, SDK content objects)."""
+    if isinstance(value, str):
+        return len(value)
+    if depth > 8 or value is None:
+        return 0
+    if isinstance(value, Mapping):
+        return sum(text_chars(v, depth + 1) for k, v in value.items() if k in _TEXT_KEYS)
+    if isinstance(value, (list, tuple)):
+        return sum(text_chars(v, depth + 1) for v in value)
+    total = 0
+    for name in ("text", "parts", "content"):  # google-genai Content/Part and similar objects
+        attr = getattr(value, name, None)
+        if attr is not None and not callable(attr):
+            total += text_chars(attr, depth + 1)
+    return total
+
+
+class Binding:
+    """What an instrumented client records with: the Tally, its attributes and provider."""
+
+    __slots__ = ("attrs", "provider", "tally")
+
+    def __init__(self, tally: Tally, attrs: Mapping[str, Any], provider: str) -> None:
+        self.tally = tally
+        self.attrs = dict(attrs)
+        self.provider = provider
+
+    def start(self, model: Any, params: Mapping[str, Any], provider: str | None = None) -> Call:
+        """Open the event of one call (attribution: instrument() < context < this call)."""
+        ctx = current_attributes()
+        fields = merge(self.attrs, ctx) if ctx else dict(self.attrs)
+        fields.setdefault("provider", provider or self.provider)
+        if isinstance(model, str) and model:
+            fields["model"] = model
+        fields.update(params)
+        tally = self.tally
+        try:
+            event = build(fields, "llm_call", tally.project)
+        except InvalidEventError:
+            # an odd request parameter must not cost the call its record, nor raise
+            warn_once("start", "llmtally: dropped request parameters it could not record")
+            fallback: dict[str, Any] = merge(self.attrs, ctx) if ctx else dict(self.attrs)
+            for key in ("provider", "model"):
+                if key in fields:
+                    fallback[key] = fields[key]
+            try:
+                event = build(fallback, "llm_call", tally.project)
+            except InvalidEventError:
+                event = build({}, "llm_call", tally.project)
+        call = Call(tally, event, fields)
+        set_last_call_id(call.id)
+        return call
+
+    def fields_of(self, response: Any) -> dict[str, Any]:
+        """Normalized fields of a provider response (provider name stays the binding's)."""
+        fields = from_response(response)
+        fields.pop("provider", None)
+        return fields
+
+
+def finish_ok(call: Call, fields: Mapping[str, Any]) -> None:
+    """Record what the response said and hand the event to the pipeline."""
+    try:
+        call.update(fields)
+    except Exception:
+        warn_once("usage", "llmtally: could not record a response's usage")
+    call.finish()
+
+
+def finish_response(binding: Binding, call: Call, response: Any) -> None:
+    """Read usage from ``response`` and finish the call."""
+    try:
+        fields = binding.fields_of(response)
+    except Exception:
+        warn_once("response", "llmtally: could not read a provider response")
+        fields = {}
+    finish_ok(call, fields)
+
+
+def finish_error(call: Call, exc: BaseException) -> None:
+    """Record a failed call (status=error, SDK exception class, message) and finish it."""
+    try:
+        call.finish(exc)
+    except Exception:
+        warn_once("error", "llmtally: could not record a failed call")
+
+
+class Proxy:
+    """Forwards every attribute to the wrapped SDK object; subclasses override a few.
+
+    ``isinstance(proxy, SDKClass)`` stays true (``__class__`` reports the target's class),
+    so code that checks client or stream types keeps working.
+    """
+
+    __slots__ = ("_llmtally_binding", "_llmtally_children", "_llmtally_target")
+
+    def __init__(self, target: Any, binding: Binding) -> None:
+        object.__setattr__(self, "_llmtally_target", target)
+        object.__setattr__(self, "_llmtally_binding", binding)
+        object.__setattr__(self, "_llmtally_children", {})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "_llmtally_target"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_llmtally_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._llmtally_target, name, value)
+
+    def __dir__(self) -> list[str]:
+        return dir(self._llmtally_target)
+
+    def __repr__(self) -> str:
+        return f"<llmtally instrumented {self._llmtally_target!r}>"
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return type(self._llmtally_target)
+
+    def _llmtally_child(self, name: str, make: Callable[[Any, Binding], Any]) -> Any:
+        """The proxy of attribute ``name``, made once."""
+        children = self._llmtally_children
+        child = children.get(name)
+        if child is None:
+            child = children[name] = make(
+                getattr(self._llmtally_target, name), self._llmtally_binding
+            )
+        return child
+
+
+class RawResponse(Proxy):
+    """A ``with_raw_response`` result whose ``parse()`` hands out the recording stream."""
+
+    __slots__ = ("_llmtally_parsed",)
+
+    def __init__(self, target: Any, binding: Binding, parsed: Any) -> None:
+        super().__init__(target, binding)
+        object.__setattr__(self, "_llmtally_parsed", parsed)
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        """The parsed body; for streams, the recording stream."""
+        if args or kwargs:
+            return self._llmtally_target.parse(*args, **kwargs)
+        return self._llmtally_parsed
