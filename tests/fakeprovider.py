@@ -497,3 +497,31 @@ def _gemini_stream(reply: Reply, model: str) -> Iterator[tuple[str | None, Any]]
                 for k in ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount")
             )
         yield None, _gemini_response(reply, model, piece, usage, last)
+
+
+# -- helpers for the instrument tests -------------------------------------------------
+
+
+@contextlib.contextmanager
+def running() -> Iterator[FakeProvider]:
+    """A started fake provider, stopped afterwards."""
+    fake = FakeProvider().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def stored(tally: Any, where: str = "kind = 'llm_call'") -> list[dict[str, Any]]:
+    """Flush ``tally`` and read its events back with plain SQL, oldest first."""
+    from dbutil import rows
+
+    assert tally.flush(10), "the pipeline did not drain"
+    return rows(tally.database_url, f"SELECT * FROM events WHERE {where} ORDER BY event_id")
+
+
+def only(tally: Any, where: str = "kind = 'llm_call'") -> dict[str, Any]:
+    """The single stored event matching ``where``."""
+    found = stored(tally, where)
+    assert len(found) == 1, f"expected one event, found {len(found)}: {found}"
+    return found[0]

@@ -28,9 +28,12 @@ _USAGE_FIELDS: Final = (
 
 
 def _params(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    # SDK 2.x dropped temperature/top_p from the signature: callers send them in extra_body
+    extra = kwargs.get("extra_body")
+    sampling = extra if isinstance(extra, Mapping) else kwargs
     return {
-        "temperature": number(kwargs.get("temperature")),
-        "top_p": number(kwargs.get("top_p")),
+        "temperature": number(kwargs.get("temperature") or sampling.get("temperature")),
+        "top_p": number(kwargs.get("top_p") or sampling.get("top_p")),
         "max_tokens": integer(kwargs.get("max_tokens")),
         "stream": kwargs.get("stream") is True,
     }
