@@ -124,6 +124,7 @@ class FakeProvider:
 class _Handler(BaseHTTPRequestHandler):
     provider: FakeProvider
     protocol_version = "HTTP/1.1"  # keep-alive for plain responses
+    disable_nagle_algorithm = True  # headers and body in separate writes: no 40 ms ACK waits
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -525,3 +526,14 @@ def only(tally: Any, where: str = "kind = 'llm_call'") -> dict[str, Any]:
     found = stored(tally, where)
     assert len(found) == 1, f"expected one event, found {len(found)}: {found}"
     return found[0]
+
+
+if __name__ == "__main__":
+    # a fake provider in its own process (benchmarks: its threads must not share the
+    # measured process's GIL): prints its URL, serves until stdin closes
+    import sys
+
+    with running() as server:
+        server.reply(text="Hi!", chunks=3)
+        print(server.url, flush=True)
+        sys.stdin.read()

@@ -15,15 +15,48 @@ prompt token including cache reads and writes, output counts reasoning.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
-def _get(obj: Any, *names: str) -> Any:
-    """First non-None attribute or key among ``names`` (SDK objects and dicts alike)."""
+class _Attrs:
+    """``.get(name)`` over the attributes of an object without instance ``__dict__``."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+
+    def get(self, name: str) -> Any:
+        return getattr(self._obj, name, None)
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _view(obj: Any) -> Mapping[str, Any] | _Attrs:
+    """A ``.get(name)`` view of a response object or dict, made once per object.
+
+    SDK responses are pydantic models: their fields live in the instance ``__dict__``
+    (extras in ``__pydantic_extra__``), and a ``getattr`` of a *missing* name builds an
+    AttributeError with a formatted message (~2 µs, a dozen per response). Reading the
+    state directly keeps usage extraction cheap on the caller's thread.
+    """
     if obj is None:
-        return None
+        return _EMPTY
+    if isinstance(obj, dict):
+        return obj
+    state = getattr(obj, "__dict__", None)
+    if state is None or isinstance(obj, Mapping):
+        return obj if isinstance(obj, Mapping) else _Attrs(obj)
+    extra = getattr(obj, "__pydantic_extra__", None)
+    return {**extra, **state} if extra else state
+
+
+def _first(view: Mapping[str, Any] | _Attrs, *names: str) -> Any:
+    """The first non-None value among ``names``."""
     for name in names:
-        value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+        value = view.get(name)
         if value is not None:
             return value
     return None
@@ -43,52 +76,56 @@ def _enum_text(value: Any) -> str | None:
 
 def from_openai_chat(usage: Any) -> dict[str, int]:
     """Normalized tokens from an OpenAI Chat Completions ``usage`` (also LiteLLM's ``Usage``)."""
-    prompt = _get(usage, "prompt_tokens_details")
-    completion = _get(usage, "completion_tokens_details")
+    u = _view(usage)
+    prompt = _view(u.get("prompt_tokens_details"))
     # LiteLLM folds Anthropic cache reads/writes into prompt_tokens and reports them as
     # cached_tokens / cache_creation_tokens (plus the raw Anthropic names on the object)
-    read = _int(_get(prompt, "cached_tokens")) or _int(_get(usage, "cache_read_input_tokens"))
-    write = _int(_get(prompt, "cache_write_tokens", "cache_creation_tokens")) or _int(
-        _get(usage, "cache_creation_input_tokens")
+    read = _int(prompt.get("cached_tokens")) or _int(u.get("cache_read_input_tokens"))
+    write = _int(_first(prompt, "cache_write_tokens", "cache_creation_tokens")) or _int(
+        u.get("cache_creation_input_tokens")
     )
     fields = {
-        "input_tokens": _int(_get(usage, "prompt_tokens")),
-        "output_tokens": _int(_get(usage, "completion_tokens")),
+        "input_tokens": _int(u.get("prompt_tokens")),
+        "output_tokens": _int(u.get("completion_tokens")),
         "cache_read_tokens": read,
         "cache_write_tokens": write,
-        "reasoning_tokens": _int(_get(completion, "reasoning_tokens")),
+        "reasoning_tokens": _int(_view(u.get("completion_tokens_details")).get("reasoning_tokens")),
     }
-    write_1h = _int(_get(_get(prompt, "cache_creation_token_details"), "ephemeral_1h_input_tokens"))
-    if write_1h:
-        fields["cache_write_1h_tokens"] = min(write_1h, write)
+    split = prompt.get("cache_creation_token_details")
+    if split is not None:
+        write_1h = _int(_view(split).get("ephemeral_1h_input_tokens"))
+        if write_1h:
+            fields["cache_write_1h_tokens"] = min(write_1h, write)
     return fields
 
 
 def from_openai_responses(usage: Any) -> dict[str, int]:
     """Normalized tokens from an OpenAI Responses API ``usage``."""
-    details_in = _get(usage, "input_tokens_details")
-    details_out = _get(usage, "output_tokens_details")
+    u = _view(usage)
+    details_in = _view(u.get("input_tokens_details"))
     return {
-        "input_tokens": _int(_get(usage, "input_tokens")),
-        "output_tokens": _int(_get(usage, "output_tokens")),
-        "cache_read_tokens": _int(_get(details_in, "cached_tokens")),
-        "cache_write_tokens": _int(_get(details_in, "cache_write_tokens")),
-        "reasoning_tokens": _int(_get(details_out, "reasoning_tokens")),
+        "input_tokens": _int(u.get("input_tokens")),
+        "output_tokens": _int(u.get("output_tokens")),
+        "cache_read_tokens": _int(details_in.get("cached_tokens")),
+        "cache_write_tokens": _int(details_in.get("cache_write_tokens")),
+        "reasoning_tokens": _int(_view(u.get("output_tokens_details")).get("reasoning_tokens")),
     }
 
 
 def from_anthropic(usage: Any) -> dict[str, int]:
     """Normalized tokens from an Anthropic ``usage`` (adds cache reads/writes to input)."""
-    read = _int(_get(usage, "cache_read_input_tokens"))
-    write = _int(_get(usage, "cache_creation_input_tokens"))
-    split = _get(usage, "cache_creation")
-    write_1h = _int(_get(split, "ephemeral_1h_input_tokens"))
+    u = _view(usage)
+    read = _int(u.get("cache_read_input_tokens"))
+    write = _int(u.get("cache_creation_input_tokens"))
+    split = u.get("cache_creation")
+    parts = _view(split)
+    write_1h = _int(parts.get("ephemeral_1h_input_tokens"))
     if split is not None and not write:
-        write = _int(_get(split, "ephemeral_5m_input_tokens")) + write_1h
-    thinking = _int(_get(_get(usage, "output_tokens_details"), "thinking_tokens"))
+        write = _int(parts.get("ephemeral_5m_input_tokens")) + write_1h
+    thinking = _int(_view(u.get("output_tokens_details")).get("thinking_tokens"))
     return {
-        "input_tokens": _int(_get(usage, "input_tokens")) + read + write,
-        "output_tokens": _int(_get(usage, "output_tokens")),
+        "input_tokens": _int(u.get("input_tokens")) + read + write,
+        "output_tokens": _int(u.get("output_tokens")),
         "cache_read_tokens": read,
         "cache_write_tokens": write,
         "cache_write_1h_tokens": min(write_1h, write),
@@ -98,14 +135,15 @@ def from_anthropic(usage: Any) -> dict[str, int]:
 
 def from_gemini(usage: Any) -> dict[str, int]:
     """Normalized tokens from a Gemini ``usage_metadata`` (adds thoughts to output)."""
-    thoughts = _int(_get(usage, "thoughts_token_count", "thoughtsTokenCount"))
+    u = _view(usage)
+    thoughts = _int(_first(u, "thoughts_token_count", "thoughtsTokenCount"))
     return {
-        "input_tokens": _int(_get(usage, "prompt_token_count", "promptTokenCount"))
-        + _int(_get(usage, "tool_use_prompt_token_count", "toolUsePromptTokenCount")),
-        "output_tokens": _int(_get(usage, "candidates_token_count", "candidatesTokenCount"))
+        "input_tokens": _int(_first(u, "prompt_token_count", "promptTokenCount"))
+        + _int(_first(u, "tool_use_prompt_token_count", "toolUsePromptTokenCount")),
+        "output_tokens": _int(_first(u, "candidates_token_count", "candidatesTokenCount"))
         + thoughts,
         "cache_read_tokens": _int(
-            _get(usage, "cached_content_token_count", "cachedContentTokenCount")
+            _first(u, "cached_content_token_count", "cachedContentTokenCount")
         ),
         "reasoning_tokens": thoughts,
     }
@@ -114,42 +152,44 @@ def from_gemini(usage: Any) -> dict[str, int]:
 def from_response(response: Any) -> dict[str, Any]:
     """Fields (tokens, model, provider, finish_reason) read from any supported response."""
     fields: dict[str, Any] = {}
-    gemini_usage = _get(response, "usage_metadata", "usageMetadata")
+    r = _view(response)
+    gemini_usage = _first(r, "usage_metadata", "usageMetadata")
     if gemini_usage is not None:
         fields.update(from_gemini(gemini_usage))
         fields["provider"] = "google"
-        fields["model"] = _get(response, "model_version", "modelVersion")
-        candidates = _get(response, "candidates") or []
+        fields["model"] = _first(r, "model_version", "modelVersion")
+        candidates = r.get("candidates") or []
         if candidates:
             fields["finish_reason"] = _enum_text(
-                _get(candidates[0], "finish_reason", "finishReason")
+                _first(_view(candidates[0]), "finish_reason", "finishReason")
             )
         return _clean(fields)
-    usage = _get(response, "usage")
-    model = _get(response, "model")
+    usage = r.get("usage")
+    model = r.get("model")
     if usage is not None:
+        u = _view(usage)
         # prompt_tokens first: LiteLLM's usage also carries Anthropic's cache attribute
         # names, but its prompt_tokens already include the cache (adding would double count)
-        if _get(usage, "prompt_tokens") is not None:
+        if u.get("prompt_tokens") is not None:
             fields.update(from_openai_chat(usage))
             fields["provider"] = "openai"
-            choices = _get(response, "choices") or []
+            choices = r.get("choices") or []
             if choices:
-                fields["finish_reason"] = _enum_text(_get(choices[0], "finish_reason"))
+                fields["finish_reason"] = _enum_text(_view(choices[0]).get("finish_reason"))
             if type(usage).__name__ == "UnreportedUsage":
                 fields["usage_estimated"] = True  # LiteLLM's own count when the API gave none
-        elif _get(usage, "cache_read_input_tokens", "cache_creation_input_tokens") is not None or (
-            _get(response, "type") == "message"
+        elif _first(u, "cache_read_input_tokens", "cache_creation_input_tokens") is not None or (
+            r.get("type") == "message"
         ):
             fields.update(from_anthropic(usage))
             fields["provider"] = "anthropic"
-            fields["finish_reason"] = _enum_text(_get(response, "stop_reason"))
-        elif _get(usage, "input_tokens") is not None:
+            fields["finish_reason"] = _enum_text(r.get("stop_reason"))
+        elif u.get("input_tokens") is not None:
             fields.update(from_openai_responses(usage))
             fields["provider"] = "openai"
-            incomplete = _get(response, "incomplete_details")
-            reason = _get(incomplete, "reason") if incomplete is not None else None
-            fields["finish_reason"] = _enum_text(reason or _get(response, "status"))
+            incomplete = r.get("incomplete_details")
+            reason = _view(incomplete).get("reason") if incomplete is not None else None
+            fields["finish_reason"] = _enum_text(reason or r.get("status"))
     if isinstance(model, str):
         fields["model"] = model
     return _clean(fields)

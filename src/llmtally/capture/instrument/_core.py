@@ -9,12 +9,16 @@ and the SDK's own result or exception goes back to the caller unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from llmtally.capture.build import build
-from llmtally.capture.context import current_attributes, merge, set_last_call_id
+from llmtally.capture.context import current_attributes, set_last_call_id
+from llmtally.capture.event import validate_fields
+from llmtally.capture.ids import new_event_id
 from llmtally.capture.track import Call
 from llmtally.capture.usage import from_response
 from llmtally.errors import InvalidEventError
@@ -77,36 +81,41 @@ def text_chars(value: Any, depth: int = 0) -> int:
 class Binding:
     """What an instrumented client records with: the Tally, its attributes and provider."""
 
-    __slots__ = ("attrs", "provider", "tally")
+    __slots__ = ("attrs", "provider", "tally", "template")
 
     def __init__(self, tally: Tally, attrs: Mapping[str, Any], provider: str) -> None:
         self.tally = tally
         self.attrs = dict(attrs)
         self.provider = provider
+        # what every call of this client shares, validated once (build() raises here, at
+        # instrument() time, for a bad attribute); per call only what varies is checked
+        template = build({**self.attrs, "provider": provider}, "llm_call", tally.project)
+        del template["event_id"], template["occurred_at"]
+        self.template = template
 
     def start(self, model: Any, params: Mapping[str, Any], provider: str | None = None) -> Call:
         """Open the event of one call (attribution: instrument() < context < this call)."""
+        event = self.template.copy()
         ctx = current_attributes()
-        fields = merge(self.attrs, ctx) if ctx else dict(self.attrs)
-        fields.setdefault("provider", provider or self.provider)
-        if isinstance(model, str) and model:
-            fields["model"] = model
-        fields.update(params)
-        tally = self.tally
+        if ctx:
+            validate_fields(ctx, event)  # checked at the `with` line already: cannot fail
+        varying: dict[str, Any] = dict(params)
+        varying["model"] = model if isinstance(model, str) else None
+        if provider:
+            varying["provider"] = provider
         try:
-            event = build(fields, "llm_call", tally.project)
+            validate_fields(varying, event)
         except InvalidEventError:
             # an odd request parameter must not cost the call its record, nor raise
             warn_once("start", "llmtally: dropped request parameters it could not record")
-            fallback: dict[str, Any] = merge(self.attrs, ctx) if ctx else dict(self.attrs)
-            for key in ("provider", "model"):
-                if key in fields:
-                    fallback[key] = fields[key]
-            try:
-                event = build(fallback, "llm_call", tally.project)
-            except InvalidEventError:
-                event = build({}, "llm_call", tally.project)
-        call = Call(tally, event, fields)
+            for name in varying:
+                if name not in ("model", "provider"):
+                    event.pop(name, None)
+            with contextlib.suppress(InvalidEventError):
+                validate_fields({"provider": provider, "model": varying["model"]}, event)
+        event["event_id"] = new_event_id()
+        event["occurred_at"] = time.time()
+        call = Call(self.tally, event, {})
         set_last_call_id(call.id)
         return call
 
