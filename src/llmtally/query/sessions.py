@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from llmtally.query.aggregate import aware
 from llmtally.query.filters import Filters
 from llmtally.store.schema import events, session_totals
+from llmtally.store.sessions import duration_bound
 
 Row = dict[str, Any]
 FIELDS = ("project", "session_id", "actor_id", "turns", "errors", "cost_usd", "priced_calls",
@@ -51,10 +52,39 @@ def ranked(conn: sa.Connection, f: Filters, limit: int | None) -> list[Row]:
     )
     if limit is not None:
         query = query.limit(limit)
+        if conn.dialect.name == "sqlite":
+            index = _sqlite_index(conn, f, limit)
+            query = query.with_hint(session_totals, f"INDEXED BY {index}", "sqlite")
     rows = [_row(r) for r in conn.execute(query)]
     rows.extend(_straddlers(conn, f))
     rows.sort(key=_rank)
     return rows[:limit] if limit is not None else rows
+
+
+def _sqlite_index(conn: sa.Connection, f: Filters, limit: int) -> str:
+    """Pick the index for SQLite, whose planner has no statistics on time ranges.
+
+    Walking the cost index from the top stops after ``limit`` matches, about
+    ``limit / share`` rows for a window holding ``share`` of all sessions; reading the
+    window by start time reads ``share`` of all rows. The share is estimated from the
+    window's part of the span of session starts.
+    """
+    st = session_totals.c
+    first, last = conn.execute(sa.select(sa.func.min(st.first_at), sa.func.max(st.first_at))).one()
+    # max(rowid) counts the rows without reading them (deletes only make it an overestimate)
+    rowid: sa.Select[Any] = sa.select(sa.func.max(sa.literal_column("rowid")))
+    rowid = rowid.select_from(session_totals)
+    total = float(conn.execute(rowid).scalar() or 0)
+    index = "ix_session_totals_cost"
+    if first is not None and last is not None and total:
+        lo, hi = aware(first), aware(last)
+        start = max(lo, f.since) if f.since is not None else lo
+        end = min(hi, f.until) if f.until is not None else hi
+        span = (hi - lo).total_seconds() or 1.0
+        share = max((end - start).total_seconds(), 0.0) / span
+        if share * total < limit / max(share, 1e-9):
+            index = "ix_session_totals_first_at"
+    return index
 
 
 def _row(values: Any) -> Row:
@@ -70,26 +100,22 @@ def _row(values: Any) -> Row:
 def _straddlers(conn: sa.Connection, f: Filters) -> list[Row]:
     """In-window figures of the sessions that cross ``since`` or ``until``."""
     st = session_totals.c
-    crossing: list[sa.ColumnElement[bool]] = []
-    if f.since is not None:
-        crossing.append((st.first_at < f.since) & (st.last_at >= f.since))
-    if f.until is not None:
-        crossing.append((st.first_at < f.until) & (st.last_at >= f.until))
-    if not crossing:
+    if f.since is None and f.until is None:
         return []
-    where = sa.or_(*crossing)
-    if f.since is not None:
-        where &= st.last_at >= f.since
-    if f.until is not None:
-        where &= st.first_at < f.until
-    if f.project is not None:
-        where &= st.project == f.project
-    keys: dict[tuple[str, str], tuple[datetime, datetime]] = {
-        (p, s): (aware(a), aware(b))
-        for p, s, a, b in conn.execute(
-            sa.select(st.project, st.session_id, st.first_at, st.last_at).where(where)
-        )
-    }
+    bound = timedelta(microseconds=duration_bound(conn))
+    keys: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    for moment in (f.since, f.until):
+        if moment is None:
+            continue
+        # a session crossing this moment started less than the longest duration before it
+        where = (st.first_at >= moment - bound) & (st.first_at < moment) & (st.last_at >= moment)
+        if f.since is not None:
+            where &= st.last_at >= f.since
+        if f.project is not None:
+            where &= st.project == f.project
+        found = sa.select(st.project, st.session_id, st.first_at, st.last_at).where(where)
+        for p, s, a, b in conn.execute(found):
+            keys[(p, s)] = (aware(a), aware(b))
     if not keys:
         return []
     # the events to read, as half-open ranges: from since to just after the furthest call
@@ -119,10 +145,10 @@ def _straddlers(conn: sa.Connection, f: Filters) -> list[Row]:
             cond = cond & (c.occurred_at < hi)
         if f.project is not None:
             cond &= c.project == f.project
-        query = sa.select(c.project, c.session_id, c.actor_id, c.status, c.cost_usd,
+        calls = sa.select(c.project, c.session_id, c.actor_id, c.status, c.cost_usd,
                           c.input_tokens, c.output_tokens, c.cache_read_tokens,
                           c.occurred_at).where(cond)  # fmt: skip
-        for project, sid, actor, status, cost, inp, out, cached, at in conn.execute(query):
+        for project, sid, actor, status, cost, inp, out, cached, at in conn.execute(calls):
             if (project, sid) not in keys:
                 continue
             at = aware(at)

@@ -1,13 +1,9 @@
-"""Per-actor rollups and per-session totals, kept current by the write path.
+"""Per-actor rollups, kept current by the write path.
 
 ``rollup_actor_hourly`` / ``rollup_actor_daily`` hold, per hour (day), project, actor type
 and actor, the sums of that actor's ``llm_call`` events; agents' rows also carry a latency
 histogram. They answer active actors, the cost per user and the agents report without
 touching the events table (a call without an actor is kept under actor ``""``).
-
-``session_totals`` holds one row per (project, session): turns, cost, tokens, errors, and
-the first and last call's time. A report over a window uses the totals of sessions that
-lie inside it and recomputes only the few sessions that straddle its ends from events.
 
 Like ``store.rollups``, deltas come from the rows the database really inserted, in the
 write transaction, so a duplicate never counts twice.
@@ -16,18 +12,17 @@ write transaction, so a duplicate never counts twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from llmtally.capture.event import COLUMN_NAMES
 from llmtally.store import sketch
-from llmtally.store.schema import ACTOR_SUMS, SESSION_SUMS, events, session_totals
+from llmtally.store.schema import ACTOR_SUMS
 
 _I = {name: i for i, name in enumerate(COLUMN_NAMES)}
 _K_OCC, _K_KIND, _K_PROJECT = _I["occurred_at"], _I["kind"], _I["project"]
-_K_ATYPE, _K_ACTOR, _K_SESSION = _I["actor_type"], _I["actor_id"], _I["session_id"]
+_K_ATYPE, _K_ACTOR = _I["actor_type"], _I["actor_id"]
 _K_STATUS, _K_COST, _K_LAT = _I["status"], _I["cost_usd"], _I["latency_ms"]
 _K_IN, _K_OUT, _K_CACHE = _I["input_tokens"], _I["output_tokens"], _I["cache_read_tokens"]
 
@@ -166,148 +161,3 @@ def insert_actor_rows(
         return
     rows = _actor_rows(deltas, lambda key: None)
     conn.execute(sa.insert(table), [dict(zip(_ACTOR_COLUMNS, row, strict=True)) for row in rows])
-
-
-# -- sessions --------------------------------------------------------------------------
-
-SessionKey = tuple[str, str]  # (project, session_id)
-_SESSION_COLUMNS = ("project", "session_id", "actor_id", "first_at", "last_at", *SESSION_SUMS)
-
-
-def session_deltas(rows: Iterable[Sequence[Any]]) -> dict[SessionKey, list[Any]]:
-    """Per (project, session) [actor, first, last, *SESSION_SUMS] of the llm_call rows."""
-    out: dict[SessionKey, list[Any]] = {}
-    for row in rows:
-        session = row[_K_SESSION]
-        if session is None or row[_K_KIND] != "llm_call":
-            continue
-        key = (row[_K_PROJECT], session)
-        at = row[_K_OCC]
-        d = out.get(key)
-        if d is None:
-            d = out[key] = [None, at, at, 0, 0, 0.0, 0, 0, 0, 0]
-        actor = row[_K_ACTOR]
-        if actor is not None and (d[0] is None or actor > d[0]):
-            d[0] = actor  # the greatest actor id, like max(actor_id)
-        if at < d[1]:
-            d[1] = at
-        if at > d[2]:
-            d[2] = at
-        d[3] += 1
-        if row[_K_STATUS] == "error":
-            d[4] += 1
-        cost = row[_K_COST]
-        if cost is not None:
-            d[5] += cost
-            d[6] += 1
-        d[7] += row[_K_IN] or 0
-        d[8] += row[_K_OUT] or 0
-        d[9] += row[_K_CACHE] or 0
-    return out
-
-
-def session_upsert_sql(dialect: str) -> str:
-    """The upsert of session deltas, in the engine's SQL and paramstyle."""
-    ph = "?" if dialect == "sqlite" else "%s"
-    t = "session_totals"
-    if dialect == "sqlite":
-        # SQLite's two-argument min/max return NULL when either side is NULL
-        actor = f"coalesce(max({t}.actor_id, excluded.actor_id), {t}.actor_id, excluded.actor_id)"
-        lo, hi = "min", "max"
-    else:
-        actor = f"greatest({t}.actor_id, excluded.actor_id)"
-        lo, hi = "least", "greatest"
-    sums = ", ".join(f"{c} = {t}.{c} + excluded.{c}" for c in SESSION_SUMS)
-    return (
-        f"INSERT INTO {t} ({', '.join(_SESSION_COLUMNS)}) "
-        f"VALUES ({', '.join([ph] * len(_SESSION_COLUMNS))}) "
-        f"ON CONFLICT (project, session_id) DO UPDATE SET actor_id = {actor}, "
-        f"first_at = {lo}({t}.first_at, excluded.first_at), "
-        f"last_at = {hi}({t}.last_at, excluded.last_at), {sums}"
-    )
-
-
-def session_rows(deltas: dict[SessionKey, list[Any]]) -> list[tuple[Any, ...]]:
-    """Upsert parameters of session deltas."""
-    return [(*key, *values) for key, values in deltas.items()]
-
-
-def _utc(value: Any) -> Any:
-    """SQLite hands datetimes back naive; they are UTC."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-def rebuild_sessions_on(
-    conn: sa.Connection,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    project: str | None = None,
-) -> int:
-    """Recompute the totals of every session with a call in [since, until); return how many."""
-    st = session_totals.c
-    touched: sa.ColumnElement[bool] = sa.true()
-    if since is not None:
-        touched &= st.last_at >= since
-    if until is not None:
-        touched &= st.first_at < until
-    if project is not None:
-        touched &= st.project == project
-    whole = since is None and until is None
-    lo, hi = since, until
-    if not whole:
-        # the removed sessions' events may reach beyond the window: read their whole span
-        first, last = conn.execute(
-            sa.select(sa.func.min(st.first_at), sa.func.max(st.last_at)).where(touched)
-        ).one()
-        first, last = _utc(first), _utc(last)
-        if first is not None and (lo is None or first < _utc(lo)):
-            lo = first
-        if last is not None and hi is not None and last >= _utc(hi):
-            hi = last
-    conn.execute(sa.delete(session_totals).where(touched))
-    c = events.c
-    where = (c.kind == "llm_call") & c.session_id.is_not(None)
-    if lo is not None:
-        where &= c.occurred_at >= lo
-    if hi is not None:
-        where &= c.occurred_at <= hi
-    if project is not None:
-        where &= c.project == project
-    query = (
-        sa.select(
-            c.project, c.session_id, sa.func.max(c.actor_id), sa.func.min(c.occurred_at),
-            sa.func.max(c.occurred_at), sa.func.count(),
-            sa.func.sum(sa.case((c.status == "error", 1), else_=0)),
-            sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0), sa.func.count(c.cost_usd),
-            sa.func.coalesce(sa.func.sum(c.input_tokens), 0),
-            sa.func.coalesce(sa.func.sum(c.output_tokens), 0),
-            sa.func.coalesce(sa.func.sum(c.cache_read_tokens), 0),
-        )
-        .where(where)
-        .group_by(c.project, c.session_id)
-    )  # fmt: skip
-    # sessions that kept their row (no call in the window) are partial in this span: skip
-    kept: set[tuple[Any, ...]] = set()
-    if not whole:
-        overlap: sa.ColumnElement[bool] = sa.true()
-        if lo is not None:
-            overlap &= st.last_at >= lo
-        if hi is not None:
-            overlap &= st.first_at <= hi
-        kept = {tuple(r) for r in conn.execute(sa.select(st.project, st.session_id).where(overlap))}
-    batch: list[dict[str, Any]] = []
-    total = 0
-    for row in conn.execute(query):
-        if (row[0], row[1]) in kept:
-            continue
-        batch.append(dict(zip(_SESSION_COLUMNS, row, strict=True)))
-        total += 1
-        if len(batch) >= 5_000:
-            conn.execute(sa.insert(session_totals), batch)
-            batch = []
-    if batch:
-        conn.execute(sa.insert(session_totals), batch)
-    return total

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from llmtally.capture.event import COLUMN_NAMES
-from llmtally.store import actor_rollups, feedback, sketch
+from llmtally.store import actor_rollups, feedback, sessions, sketch
 from llmtally.store.schema import (
     ROLLUP_DIMENSIONS,
     ROLLUP_SUMS,
@@ -216,7 +216,7 @@ def apply_postgres(cur: Any, accs: dict[Key, Acc]) -> None:
 
 
 _FEEDBACK = {d: feedback.Maintainer(d) for d in ("sqlite", "postgresql")}
-_SESSIONS = {d: actor_rollups.session_upsert_sql(d) for d in ("sqlite", "postgresql")}
+_SESSIONS = {d: sessions.Maintainer(d) for d in ("sqlite", "postgresql")}
 
 
 def maintain_sqlite(conn: Any, new_rows: Sequence[Sequence[Any]]) -> None:
@@ -226,9 +226,7 @@ def maintain_sqlite(conn: Any, new_rows: Sequence[Sequence[Any]]) -> None:
     apply_sqlite(conn, add_rows({}, new_rows, sqlite_hour))
     actor_rollups.apply_actors(conn, actor_rollups.actor_deltas(new_rows, sqlite_hour),
                                sqlite_day, "?")  # fmt: skip
-    sessions = actor_rollups.session_deltas(new_rows)
-    if sessions:
-        conn.executemany(_SESSIONS["sqlite"], actor_rollups.session_rows(sessions))
+    _SESSIONS["sqlite"].apply(conn, new_rows)
     _FEEDBACK["sqlite"].apply(conn, new_rows, sqlite_hour, sqlite_day)
 
 
@@ -241,9 +239,7 @@ def maintain_postgres(cur: Any, new_rows: Sequence[Sequence[Any]]) -> None:
     apply_postgres(cur, add_rows({}, new_rows, datetime_hour))
     actor_rollups.apply_actors(cur, actor_rollups.actor_deltas(new_rows, datetime_hour),
                                datetime_day, "%s")  # fmt: skip
-    sessions = actor_rollups.session_deltas(new_rows)
-    if sessions:
-        cur.executemany(_SESSIONS["postgresql"], actor_rollups.session_rows(sessions))
+    _SESSIONS["postgresql"].apply(cur, new_rows)
     _FEEDBACK["postgresql"].apply(cur, new_rows, datetime_hour, datetime_day)
 
 
@@ -356,7 +352,7 @@ def rebuild_on(
     feedback.rebuild_feedback_on(
         conn, datetime_hour, datetime_day, since=since, until=until, project=project
     )
-    actor_rollups.rebuild_sessions_on(conn, since=since, until=until, project=project)
+    sessions.rebuild_on(conn, since=since, until=until, project=project)
     return total
 
 

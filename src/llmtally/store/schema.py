@@ -217,8 +217,14 @@ session_totals = sa.Table(
         for col in SESSION_SUMS
     ),
     sa.Index("ix_session_totals_first_at", "first_at"),
-    sa.Index("ix_session_totals_last_at", "last_at"),
     sa.Index("ix_session_totals_cost", "cost_usd"),
+)
+# one row (id 1): the longest session seen, in µs; bounds the search for straddlers
+session_bounds = sa.Table(
+    "session_bounds",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("max_duration_us", sa.BigInteger(), nullable=False),
 )
 
 # Feedback rolled onto the hour and dimensions of the call it rates (store/feedback.py).

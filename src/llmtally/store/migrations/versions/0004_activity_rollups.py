@@ -4,7 +4,8 @@ Revision ID: 0004_activity_rollups
 Revises: 0003_rollups
 
 ``rollup_actor_hourly``/``_daily`` (llm_call sums per actor; latency histograms for
-agents), ``session_totals`` (one row per project and session), ``rollup_feedback_hourly``/
+agents), ``session_totals`` (one row per project and session; ``session_bounds`` holds the longest
+session's duration), ``rollup_feedback_hourly``/
 ``_daily`` (feedback on the call's hour and dimensions, rated calls by signal
 combination) and ``feedback_orphans`` (feedback waiting for its call). Existing events
 are rolled up here, once.
@@ -55,8 +56,13 @@ def upgrade() -> None:
         *(_sum(name) for name in SESSION_SUMS),
     )
     op.create_index("ix_session_totals_first_at", "session_totals", ["first_at"])
-    op.create_index("ix_session_totals_last_at", "session_totals", ["last_at"])
     op.create_index("ix_session_totals_cost", "session_totals", ["cost_usd"])
+    bounds = op.create_table(
+        "session_bounds",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("max_duration_us", sa.BigInteger(), nullable=False),
+    )
+    op.bulk_insert(bounds, [{"id": 1, "max_duration_us": 0}])
     for table in ("rollup_feedback_hourly", "rollup_feedback_daily"):
         op.create_table(
             table,
@@ -72,5 +78,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in ("feedback_orphans", "rollup_feedback_daily", "rollup_feedback_hourly",
-                  "session_totals", "rollup_actor_daily", "rollup_actor_hourly"):  # fmt: skip
+                  "session_bounds", "session_totals", "rollup_actor_daily",
+                  "rollup_actor_hourly"):  # fmt: skip
         op.drop_table(table)
