@@ -5,7 +5,8 @@ asyncio tasks created inside it inherit them (tasks copy the context), concurren
 requests in other tasks or threads never see them. Nested blocks merge, the inner value
 wins. Every call recorded inside the block picks them up (``track``, ``record_call``,
 feedback, product events and instrumented clients); a value given explicitly to the
-call wins over the context.
+call wins over the context. The context is the code's, not a ``Tally``'s: every Tally in
+the process sees it.
 
 Plain threads do not inherit context variables before Python 3.14. So that threads
 *started inside* a block are attributed too, the first ``context()`` ever entered wraps

@@ -47,7 +47,7 @@ def _view(obj: Any) -> Mapping[str, Any] | _Attrs:
     if isinstance(obj, dict):
         return obj
     state = getattr(obj, "__dict__", None)
-    if state is None or isinstance(obj, Mapping):
+    if state is None:
         return obj if isinstance(obj, Mapping) else _Attrs(obj)
     extra = getattr(obj, "__pydantic_extra__", None)
     return {**extra, **state} if extra else state

@@ -142,22 +142,21 @@ class RecordedResource(Proxy):
     raw = False
     helper_hooks: tuple[str, ...] = ("create",)
 
-    def _llmtally_send(self, method: str, kwargs: dict[str, Any]) -> Any:
-        send = getattr(self._llmtally_target, method)
-        runner = call_async if self.is_async else call_sync
-        return runner(self._llmtally_binding, self.endpoint, send, self.raw, kwargs)
-
     def create(self, *args: Any, **kwargs: Any) -> Any:
         """The SDK's ``create``, recorded."""
+        target = self._llmtally_target
         if args:  # the SDKs take keywords only; let the SDK raise its own error
-            return self._llmtally_target.create(*args, **kwargs)
-        return self._llmtally_send("create", kwargs)
+            return target.create(*args, **kwargs)
+        runner = call_async if self.is_async else call_sync
+        return runner(self._llmtally_binding, self.endpoint, target.create, self.raw, kwargs)
 
     def parse(self, *args: Any, **kwargs: Any) -> Any:
         """The SDK's ``parse``, recorded."""
+        target = self._llmtally_target
         if args:
-            return self._llmtally_target.parse(*args, **kwargs)
-        return self._llmtally_send("parse", kwargs)
+            return target.parse(*args, **kwargs)
+        runner = call_async if self.is_async else call_sync
+        return runner(self._llmtally_binding, self.endpoint, target.parse, self.raw, kwargs)
 
     @property
     def with_raw_response(self) -> Any:

@@ -9,7 +9,6 @@ and the SDK's own result or exception goes back to the caller unchanged.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from llmtally.capture.build import build
 from llmtally.capture.context import current_attributes, set_last_call_id
-from llmtally.capture.event import validate_fields
+from llmtally.capture.event import FIELDS, validate_fields
 from llmtally.capture.ids import new_event_id
 from llmtally.capture.track import Call
 from llmtally.capture.usage import from_response
@@ -35,6 +34,8 @@ _TEXT_KEYS: Final = frozenset(
     {"messages", "content", "text", "input", "instructions", "system", "contents", "parts"}
 )
 _warned: set[str] = set()
+_MODEL_MAX: Final = FIELDS["model"].max_len
+_NO_TEMPLATE: Final[dict[str, Any]] = {}  # a wrapped call is never used as a decorator
 
 
 def warn_once(key: str, message: str, *args: Any) -> None:
@@ -78,6 +79,73 @@ def text_chars(value: Any, depth: int = 0) -> int:
     return total
 
 
+_MAX_INT: Final = 2**53
+_MAX_FLOAT: Final = 1.7976931348623157e308
+# per event field: (kind, limit) for the inline checks below, from the one event definition
+_CHECKS: Final[dict[str, tuple[str, Any]]] = {
+    name: (
+        spec.column,
+        spec.max_len
+        if spec.column in ("str", "text")
+        else (spec.maximum if spec.maximum is not None else _MAX_FLOAT),
+    )
+    for name, spec in FIELDS.items()
+    if spec.column in ("str", "text", "int", "float", "bool") and spec.choices is None
+}
+
+
+def checked_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` validated for an event (None values dropped).
+
+    Values of the usual types pass inline checks with the limits of ``capture.event``;
+    anything else goes through ``validate_fields``, which converts it or raises
+    InvalidEventError naming the field. Per call this replaces a dozen validator calls,
+    which cost several µs each on a cold cache right after an SDK call.
+    """
+    out: dict[str, Any] = {}
+    checks = _CHECKS
+    for name, value in fields.items():
+        if value is None:
+            continue
+        check = checks.get(name)
+        if check is not None:
+            kind, limit = check
+            tp = type(value)
+            if kind == "int":
+                if tp is int and 0 <= value <= _MAX_INT:
+                    out[name] = value
+                    continue
+            elif kind == "str" or kind == "text":
+                if tp is str and 0 < len(value) <= limit:
+                    out[name] = value
+                    continue
+            elif kind == "float":
+                if (tp is float or tp is int) and 0 <= value <= limit:
+                    out[name] = value
+                    continue
+            elif tp is bool:
+                out[name] = value
+                continue
+        validate_fields({name: value}, out)
+    return out
+
+
+def consistent(event: Mapping[str, Any], update: Mapping[str, Any]) -> bool:
+    """Whether ``event`` overlaid with ``update`` keeps cached ⊆ input, reasoning ⊆ output."""
+
+    def get(name: str) -> int:
+        value = update.get(name)
+        return (event.get(name) or 0) if value is None else value
+
+    has_input = "input_tokens" in update or "input_tokens" in event
+    if has_input and get("cache_read_tokens") + get("cache_write_tokens") > get("input_tokens"):
+        return False
+    if get("cache_write_1h_tokens") > get("cache_write_tokens"):
+        return False
+    has_output = "output_tokens" in update or "output_tokens" in event
+    return not (has_output and get("reasoning_tokens") > get("output_tokens"))
+
+
 class Binding:
     """What an instrumented client records with: the Tally, its attributes and provider."""
 
@@ -99,23 +167,18 @@ class Binding:
         ctx = current_attributes()
         if ctx:
             validate_fields(ctx, event)  # checked at the `with` line already: cannot fail
-        varying: dict[str, Any] = dict(params)
-        varying["model"] = model if isinstance(model, str) else None
-        if provider:
-            varying["provider"] = provider
+        if type(model) is str and 0 < len(model) <= _MODEL_MAX:
+            event["model"] = model
+        if provider and len(provider) <= _MODEL_MAX:
+            event["provider"] = provider
         try:
-            validate_fields(varying, event)
+            event.update(checked_fields(params))
         except InvalidEventError:
             # an odd request parameter must not cost the call its record, nor raise
             warn_once("start", "llmtally: dropped request parameters it could not record")
-            for name in varying:
-                if name not in ("model", "provider"):
-                    event.pop(name, None)
-            with contextlib.suppress(InvalidEventError):
-                validate_fields({"provider": provider, "model": varying["model"]}, event)
         event["event_id"] = new_event_id()
         event["occurred_at"] = time.time()
-        call = Call(self.tally, event, {})
+        call = Call(self.tally, event, _NO_TEMPLATE)
         set_last_call_id(call.id)
         return call
 
@@ -129,7 +192,12 @@ class Binding:
 def finish_ok(call: Call, fields: Mapping[str, Any]) -> None:
     """Record what the response said and hand the event to the pipeline."""
     try:
-        call.update(fields)
+        checked = checked_fields(fields)
+        event = call._event  # same package: the Call's event, filled before it is queued
+        if consistent(event, checked):
+            event.update(checked)
+        else:
+            warn_once("usage", "llmtally: a response's token counts contradict each other")
     except Exception:
         warn_once("usage", "llmtally: could not record a response's usage")
     call.finish()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from llmtally.capture.instrument._calls import Endpoint, RecordedResource
-from llmtally.capture.instrument._core import Proxy, integer, number
+from llmtally.capture.instrument._core import Binding, Proxy, integer, number
 from llmtally.capture.instrument._streams import CONTENT, HIDE, Observer
 from llmtally.capture.usage import from_openai_chat, from_response
 
@@ -174,13 +174,13 @@ class AsyncEmbeddings(_Resource):
 
 
 class _Chat(Proxy):
-    __slots__ = ()
+    __slots__ = ("completions",)
     completions_cls: type[_Resource] = ChatCompletions
 
-    @property
-    def completions(self) -> Any:
-        """``chat.completions``, recorded."""
-        return self._llmtally_child("completions", self.completions_cls)
+    def __init__(self, target: Any, binding: Binding) -> None:
+        super().__init__(target, binding)
+        # made once, read as a plain slot: ``client.chat.completions`` is on every call
+        object.__setattr__(self, "completions", self.completions_cls(target.completions, binding))
 
 
 class _AsyncChat(_Chat):
@@ -191,23 +191,17 @@ class _AsyncChat(_Chat):
 class OpenAIClient(Proxy):
     """An instrumented ``openai.OpenAI`` (or ``AsyncOpenAI``): same interface, calls recorded."""
 
-    __slots__ = ()
+    __slots__ = ("chat", "embeddings", "responses")
     is_async = False
 
-    @property
-    def chat(self) -> Any:
-        """``client.chat``."""
-        return self._llmtally_child("chat", _AsyncChat if self.is_async else _Chat)
-
-    @property
-    def responses(self) -> Any:
-        """``client.responses``."""
-        return self._llmtally_child("responses", AsyncResponses if self.is_async else Responses)
-
-    @property
-    def embeddings(self) -> Any:
-        """``client.embeddings``."""
-        return self._llmtally_child("embeddings", AsyncEmbeddings if self.is_async else Embeddings)
+    def __init__(self, target: Any, binding: Binding) -> None:
+        super().__init__(target, binding)
+        is_async = self.is_async
+        object.__setattr__(self, "chat", (_AsyncChat if is_async else _Chat)(target.chat, binding))
+        responses = (AsyncResponses if is_async else Responses)(target.responses, binding)
+        object.__setattr__(self, "responses", responses)
+        embeddings = (AsyncEmbeddings if is_async else Embeddings)(target.embeddings, binding)
+        object.__setattr__(self, "embeddings", embeddings)
 
     def with_options(self, *args: Any, **kwargs: Any) -> Any:
         """A copy of the client with other options, still instrumented."""

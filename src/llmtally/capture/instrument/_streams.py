@@ -36,9 +36,10 @@ HIDE: Final = 2  # an item llmtally asked for (OpenAI's usage-only chunk): not t
 class Observer:
     """Reads one provider's stream items; subclasses implement ``feed``."""
 
-    __slots__ = ("chars", "final", "finish_reason", "model", "tokens")
+    __slots__ = ("chars", "final", "finish_reason", "model", "n", "tokens")
 
     def __init__(self) -> None:
+        self.n = 0  # items handed to the caller
         self.tokens: dict[str, Any] = {}  # normalized token fields reported so far
         self.final = False  # the usage that closes the stream was seen
         self.model: str | None = None
@@ -71,13 +72,7 @@ class Observer:
 class _Recording(Proxy):
     """State shared by the sync and async recording streams."""
 
-    __slots__ = (
-        "_llmtally_call",
-        "_llmtally_done",
-        "_llmtally_n",
-        "_llmtally_obs",
-        "_llmtally_prompt",
-    )
+    __slots__ = ("_llmtally_call", "_llmtally_done", "_llmtally_obs", "_llmtally_prompt")
 
     def __init__(
         self,
@@ -91,19 +86,19 @@ class _Recording(Proxy):
         object.__setattr__(self, "_llmtally_call", call)
         object.__setattr__(self, "_llmtally_obs", observer)
         object.__setattr__(self, "_llmtally_prompt", prompt_chars)
-        object.__setattr__(self, "_llmtally_n", 0)
         object.__setattr__(self, "_llmtally_done", False)
 
     def _llmtally_take(self, item: Any) -> bool:
         """Observe one item; False if it is to be kept from the caller."""
+        obs = self._llmtally_obs
         try:
-            flags = self._llmtally_obs.feed(item)
+            flags = obs.feed(item)
         except Exception:
             warn_once("chunk", "llmtally: could not read a stream chunk")
             flags = 0
         if flags & HIDE:
             return False
-        object.__setattr__(self, "_llmtally_n", self._llmtally_n + 1)
+        obs.n += 1
         if flags & CONTENT:
             self._llmtally_call.first_token()  # only the first one counts
         return True
@@ -116,7 +111,7 @@ class _Recording(Proxy):
         call = self._llmtally_call
         try:
             fields = self._llmtally_obs.fields(self._llmtally_prompt)
-            fields["stream_chunks"] = self._llmtally_n
+            fields["stream_chunks"] = self._llmtally_obs.n
         except Exception:
             warn_once("stream", "llmtally: could not summarize a stream")
             fields = {}
