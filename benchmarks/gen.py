@@ -865,8 +865,9 @@ def ensure(
                     console.print(f"{engine}: schema brought to today's migrations: {notes}")
                 state.update(rollups=fingerprint, rebuild_s=seconds, migrate_s=migrate_s)
                 label = "SQLite" if engine == "sqlite" else "PostgreSQL"
-                phases.append([f"rebuild {label}", "rollups.rebuild", f"{seconds:.1f}",
-                               f"{meta['events'] / seconds:,.0f}"])  # fmt: skip
+                phases.append([f"rebuild {label}", "rollups.rebuild" if seconds else "migration",
+                               f"{seconds or migrate_s:.1f}",
+                               f"{meta['events'] / (seconds or migrate_s):,.0f}"])  # fmt: skip
                 meta_path.write_text(json.dumps(meta, indent=1))
     else:
         console.print("[yellow]llmtally.store.rollups.rebuild does not exist yet: no rollups")
