@@ -70,7 +70,9 @@ def _sqlite_index(conn: sa.Connection, f: Filters, limit: int) -> str:
     window's part of the span of session starts.
     """
     st = session_totals.c
-    first, last = conn.execute(sa.select(sa.func.min(st.first_at), sa.func.max(st.first_at))).one()
+    # one aggregate per statement: only then does SQLite answer min/max from the index
+    first = conn.execute(sa.select(sa.func.min(st.first_at))).scalar()
+    last = conn.execute(sa.select(sa.func.max(st.first_at))).scalar()
     # max(rowid) counts the rows without reading them (deletes only make it an overestimate)
     rowid: sa.Select[Any] = sa.select(sa.func.max(sa.literal_column("rowid")))
     rowid = rowid.select_from(session_totals)
