@@ -361,3 +361,10 @@ def test_with_options_stays_instrumented(fake: FakeProvider, tally: llmtally.Tal
     client = llmtally.instrument(sdk(fake), tally=tally, feature="opts")
     client.with_options(timeout=5).chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert only(tally)["feature"] == "opts"
+
+
+def test_client_as_context_manager(fake: FakeProvider, tally: llmtally.Tally) -> None:
+    with llmtally.instrument(sdk(fake), tally=tally, feature="cm") as client:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert client.is_closed()  # the SDK client was closed by the block
+    assert only(tally)["feature"] == "cm"

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from llmtally.capture.instrument._calls import Endpoint, RecordedResource
-from llmtally.capture.instrument._core import Proxy, integer, number
+from llmtally.capture.instrument._core import ClientProxy, integer, number
 from llmtally.capture.instrument._streams import CONTENT, Observer
 from llmtally.capture.usage import from_anthropic
 
@@ -100,7 +100,7 @@ class AsyncMessages(Messages):
     is_async = True
 
 
-class AnthropicClient(Proxy):
+class AnthropicClient(ClientProxy):
     """An instrumented ``anthropic.Anthropic``: same interface, calls recorded."""
 
     __slots__ = ()

@@ -265,6 +265,26 @@ class Proxy:
         return child
 
 
+class ClientProxy(Proxy):
+    """A proxied SDK client: also usable as ``with client:`` / ``async with client:``."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> ClientProxy:
+        self._llmtally_target.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._llmtally_target.__exit__(*exc)
+
+    async def __aenter__(self) -> ClientProxy:
+        await self._llmtally_target.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> Any:
+        return await self._llmtally_target.__aexit__(*exc)
+
+
 class RawResponse(Proxy):
     """A ``with_raw_response`` result whose ``parse()`` hands out the recording stream."""
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from llmtally.capture.instrument._calls import Endpoint, call_async, call_sync
-from llmtally.capture.instrument._core import Binding, Proxy, integer, number
+from llmtally.capture.instrument._core import Binding, ClientProxy, Proxy, integer, number
 from llmtally.capture.instrument._streams import CONTENT, Observer
 from llmtally.capture.usage import from_response
 
@@ -136,7 +136,7 @@ class AsyncModels(Proxy):
         return await call_async(self._llmtally_binding, GENERATE_STREAM, send, False, kwargs)
 
 
-class AsyncGeminiClient(Proxy):
+class AsyncGeminiClient(ClientProxy):
     """An instrumented ``google.genai`` ``AsyncClient`` (``client.aio``)."""
 
     __slots__ = ()
@@ -152,7 +152,7 @@ class AsyncGeminiClient(Proxy):
         return type(self._llmtally_target.chats)(modules=self.models)
 
 
-class GeminiClient(Proxy):
+class GeminiClient(ClientProxy):
     """An instrumented ``google.genai.Client``: same interface, calls recorded."""
 
     __slots__ = ()

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from llmtally.capture.instrument._calls import Endpoint, RecordedResource
-from llmtally.capture.instrument._core import Binding, Proxy, integer, number
+from llmtally.capture.instrument._core import Binding, ClientProxy, Proxy, integer, number
 from llmtally.capture.instrument._streams import CONTENT, HIDE, Observer
 from llmtally.capture.usage import from_openai_chat, from_response
 
@@ -188,7 +188,7 @@ class _AsyncChat(_Chat):
     completions_cls = AsyncChatCompletions
 
 
-class OpenAIClient(Proxy):
+class OpenAIClient(ClientProxy):
     """An instrumented ``openai.OpenAI`` (or ``AsyncOpenAI``): same interface, calls recorded."""
 
     __slots__ = ("chat", "embeddings", "responses")
