@@ -63,6 +63,11 @@ def _first(view: Mapping[str, Any] | _Attrs, *names: str) -> Any:
 
 
 def _int(value: Any) -> int:
+    kind = type(value)
+    if kind is int:
+        return value  # type: ignore[no-any-return]
+    if value is None:
+        return 0
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
