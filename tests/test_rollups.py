@@ -93,7 +93,9 @@ def test_incremental_rollups_equal_a_rebuild_and_ignore_duplicates(
         assert tally.flush(30)
     incremental = _rollup_rows(db_url)
     daily = _rollup_rows(db_url, "rollup_daily")
-    assert len(daily) < len(incremental)
+    fine = _rollup_rows(db_url, "rollup_5min")
+    assert len(daily) < len(incremental) <= len(fine)
+    assert sum(r["calls"] for r in fine) == sum(r["calls"] for r in incremental)
     calls = sum(r["calls"] for r in incremental if r["kind"] == "llm_call")
     assert sum(r["calls"] for r in daily if r["kind"] == "llm_call") == calls
     assert calls == 600
@@ -104,6 +106,7 @@ def test_incremental_rollups_equal_a_rebuild_and_ignore_duplicates(
     rebuilt = _rollup_rows(db_url)
     assert incremental == rebuilt
     assert _rollup_rows(db_url, "rollup_daily") == daily
+    assert _rollup_rows(db_url, "rollup_5min") == fine
     raw = rows(db_url, "SELECT count(*) AS n, sum(cost_usd) AS c FROM events WHERE kind='llm_call'")
     assert sum(r["cost_usd"] for r in incremental) == pytest.approx(raw[0]["c"], rel=1e-9)
 
@@ -143,9 +146,11 @@ def test_cleanup_and_repricing_keep_rollups_exact(db_url: str, tmp_path: Path) -
         assert recompute_costs(eng, book) > 0
         after_repricing = _rollup_rows(db_url)
         daily = _rollup_rows(db_url, "rollup_daily")
+        fine = _rollup_rows(db_url, "rollup_5min")
         rollups.rebuild(eng)
         assert _rollup_rows(db_url) == after_repricing
         assert _rollup_rows(db_url, "rollup_daily") == daily
+        assert _rollup_rows(db_url, "rollup_5min") == fine
     finally:
         eng.dispose()
     assert after_cleanup != after_repricing  # the re-priced costs reached the rollups

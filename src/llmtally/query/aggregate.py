@@ -1,8 +1,9 @@
-"""Grouped aggregates over a time window: whole hours from rollups, edges from raw events.
+"""Grouped aggregates over a time window: whole buckets from rollups, edges from raw events.
 
-``collect`` is what every counting report builds on. It answers from ``rollup_hourly``
-whenever the grouping and filters allow (only rolled-up dimensions, no actor filter),
-adding the partial hours at the window's ends from the events table, and falls back to
+``collect`` is what every counting report builds on. It answers from the rollups
+(whole days, then whole hours, then whole 5-minute buckets) whenever the grouping and
+filters allow (only rolled-up dimensions, no actor filter), adding the partial 5 minutes
+at the window's ends from the events table, and falls back to
 the events table alone otherwise. Both paths produce the same ``Agg`` values, so a
 report cannot tell which one answered.
 """
@@ -16,9 +17,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.query.filters import DIMENSIONS, ROLLUP_DIMS, Filters, split
+from llmtally.query.filters import DIMENSIONS, ROLLUP_DIMS, Filters, refine, split
 from llmtally.store import sketch
-from llmtally.store.schema import ROLLUP_SUMS, events, rollup_daily, rollup_hourly
+from llmtally.store.schema import ROLLUP_SUMS, events, rollup_5min, rollup_daily, rollup_hourly
 
 INTERVALS = ("hour", "day", "week")
 _SUM_INDEX = {name: i for i, name in enumerate(ROLLUP_SUMS)}
@@ -92,6 +93,7 @@ def collect(
     """Aggregates per group (``by`` dimensions, then the time bucket when ``interval``)."""
     kinds = (kind,)
     out: dict[tuple[Any, ...], Agg] = {}
+    windows: tuple[tuple[datetime | None, datetime | None], ...]
     use_rollup = filters.rollup_ok() and set(by) <= ROLLUP_DIMS and extra is None
     if use_rollup:
         parts = split(filters.since, filters.until)
@@ -106,7 +108,13 @@ def collect(
         for window in hourly:
             _from_rollup(conn, rollup_hourly, filters, by, kinds, window, histograms,
                          interval, out)  # fmt: skip
-        windows = parts.raw
+        windows = ()
+        for raw in parts.raw:
+            fine, rest = refine(raw)
+            if fine is not None:
+                _from_rollup(conn, rollup_5min, filters, by, kinds, fine, histograms,
+                             interval, out)  # fmt: skip
+            windows += rest
     else:
         windows = ((filters.since, filters.until),)
     for since, until in windows:

@@ -196,3 +196,26 @@ def split(since: datetime | None, until: datetime | None) -> Split:
     if end is not None and day_end != end:
         hourly.append((day_end, end))
     return Split((day_start, day_end), tuple(hourly), tuple(raw))
+
+
+def five_min_floor(moment: datetime) -> datetime:
+    """Start of the 5 minutes containing ``moment``."""
+    return moment.replace(minute=moment.minute - moment.minute % 5, second=0, microsecond=0)
+
+
+def five_min_ceil(moment: datetime) -> datetime:
+    """Start of the first whole 5 minutes at or after ``moment``."""
+    floor = five_min_floor(moment)
+    return floor if floor == moment else floor + timedelta(minutes=5)
+
+
+def refine(window: Window) -> tuple[Window | None, tuple[Window, ...]]:
+    """A raw (sub-hour, bounded) window as whole 5-minute buckets and what is left raw."""
+    since, until = window
+    if since is None or until is None:
+        return None, (window,)
+    start, end = five_min_ceil(since), five_min_floor(until)
+    if start >= end:
+        return None, (window,)
+    rest = tuple(w for w in ((since, start), (end, until)) if w[0] != w[1])
+    return (start, end), rest

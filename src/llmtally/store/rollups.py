@@ -25,6 +25,7 @@ from llmtally.store.schema import (
     ROLLUP_DIMENSIONS,
     ROLLUP_SUMS,
     events,
+    rollup_5min,
     rollup_actor_daily,
     rollup_actor_hourly,
     rollup_daily,
@@ -33,10 +34,12 @@ from llmtally.store.schema import (
     rollup_hourly,
 )
 
-# every table keyed by a time bucket, for deletes by time window
+# every table keyed by a time bucket, for deletes by time window (the first two: those of
+# migration 0003)
 BUCKET_TABLES = (
     rollup_hourly,
     rollup_daily,
+    rollup_5min,
     rollup_actor_hourly,
     rollup_actor_daily,
     rollup_feedback_hourly,
@@ -169,13 +172,13 @@ def _select_sql(table: str, placeholder: str) -> str:
     return f"SELECT latency_hist, ttft_hist FROM {table} WHERE {where}"
 
 
-TABLES = ("rollup_hourly", "rollup_daily")
+TABLES = ("rollup_5min", "rollup_hourly", "rollup_daily")
 _SQLITE = {t: (_select_sql(t, "?"), _upsert_sql(t, "?")) for t in TABLES}
 _PG = {t: (_select_sql(t, "%s"), _upsert_sql(t, "%s")) for t in TABLES}
 
 
 def by_day(accs: dict[Key, Acc], day: Callable[[Any], Any]) -> dict[Key, Acc]:
-    """The same deltas keyed by UTC day instead of hour."""
+    """The same deltas keyed by a coarser bucket (``day`` maps a bucket to it)."""
     out: dict[Key, Acc] = {}
     for key, acc in accs.items():
         day_key = (day(key[0]), *key[1:])
@@ -183,11 +186,16 @@ def by_day(accs: dict[Key, Acc], day: Callable[[Any], Any]) -> dict[Key, Acc]:
     return out
 
 
+def _levels(accs: dict[Key, Acc], hour: Callable[[Any], Any], day: Callable[[Any], Any]) -> Any:
+    hourly = by_day(accs, hour)
+    return (("rollup_5min", accs), ("rollup_hourly", hourly), ("rollup_daily", by_day(hourly, day)))
+
+
 def apply_sqlite(conn: Any, accs: dict[Key, Acc]) -> None:
-    """Merge hourly deltas (and their daily sums) inside the caller's SQLite transaction."""
+    """Merge 5-minute deltas (and their hourly and daily sums) in the SQLite transaction."""
     if not accs:
         return
-    for table, deltas in (("rollup_hourly", accs), ("rollup_daily", by_day(accs, sqlite_day))):
+    for table, deltas in _levels(accs, sqlite_hour, sqlite_day):
         select, upsert = _SQLITE[table]
         existing = {}
         for key in deltas:
@@ -198,13 +206,13 @@ def apply_sqlite(conn: Any, accs: dict[Key, Acc]) -> None:
 
 
 def apply_postgres(cur: Any, accs: dict[Key, Acc]) -> None:
-    """Merge hourly deltas (and their daily sums) inside the caller's PostgreSQL transaction.
+    """Merge 5-minute deltas (and their hourly and daily sums) in the PostgreSQL transaction.
 
     The caller holds the advisory lock (``PG_LOCK_KEY``) for the transaction.
     """
     if not accs:
         return
-    for table, deltas in (("rollup_hourly", accs), ("rollup_daily", by_day(accs, datetime_day))):
+    for table, deltas in _levels(accs, datetime_hour, datetime_day):
         select, upsert = _PG[table]
         existing = {}
         for key in deltas:
@@ -223,7 +231,7 @@ def maintain_sqlite(conn: Any, new_rows: Sequence[Sequence[Any]]) -> None:
     """Every derived table's deltas for rows just inserted, in the SQLite write transaction."""
     if not new_rows:
         return
-    apply_sqlite(conn, add_rows({}, new_rows, sqlite_hour))
+    apply_sqlite(conn, add_rows({}, new_rows, sqlite_5min))
     actor_rollups.apply_actors(conn, actor_rollups.actor_deltas(new_rows, sqlite_hour),
                                sqlite_day, "?")  # fmt: skip
     _SESSIONS["sqlite"].apply(conn, new_rows)
@@ -236,11 +244,21 @@ def maintain_postgres(cur: Any, new_rows: Sequence[Sequence[Any]]) -> None:
         return
     # histograms are read-modify-write: one writer at a time for this part
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,))
-    apply_postgres(cur, add_rows({}, new_rows, datetime_hour))
+    apply_postgres(cur, add_rows({}, new_rows, datetime_5min))
     actor_rollups.apply_actors(cur, actor_rollups.actor_deltas(new_rows, datetime_hour),
                                datetime_day, "%s")  # fmt: skip
     _SESSIONS["postgresql"].apply(cur, new_rows)
     _FEEDBACK["postgresql"].apply(cur, new_rows, datetime_hour, datetime_day)
+
+
+def sqlite_5min(value: str) -> str:
+    """5-minute bucket of a SQLite occurred_at text."""
+    return f"{value[:14]}{int(value[14:16]) // 5 * 5:02d}:00.000000"
+
+
+def datetime_5min(value: datetime) -> datetime:
+    """5-minute bucket of a datetime."""
+    return value.replace(minute=value.minute - value.minute % 5, second=0, microsecond=0)
 
 
 def sqlite_hour(value: str) -> str:
@@ -281,7 +299,7 @@ def rebuild_on(
     """Recompute rollups from the events table (optionally for whole hours in a window).
 
     ``derived=False`` rebuilds only ``rollup_hourly``/``rollup_daily`` (for migration 0003,
-    which runs before the actor, session and feedback tables exist).
+    which runs before the 5-minute, actor, session and feedback tables exist).
 
     Events are read in time order, so each hour's keys are complete when the next hour
     starts and memory holds one hour at a time. Returns the events rolled up.
@@ -335,7 +353,7 @@ def rebuild_on(
                 if p is not None:
                     full[i] = r[p]
             hour = datetime_hour(r[0])
-            full[_K_OCC] = hour
+            full[_K_OCC] = datetime_5min(r[0])
             if hour != current_hour and hour_rows:
                 day_accs, actor_days = _flush_hour(
                     conn, hour_rows, day_accs, actor_days, current_day, hour, derived
@@ -365,12 +383,18 @@ def _flush_hour(
     next_hour: Any,
     derived: bool,
 ) -> tuple[dict[Key, Acc], dict[actor_rollups.ActorKey, actor_rollups.ActorAcc]]:
-    """Insert one complete hour; insert its day too when the next row starts another day."""
-    hourly = add_rows({}, hour_rows, _same)
+    """Insert one complete hour; insert its day too when the next row starts another day.
+
+    ``hour_rows`` carry their 5-minute bucket as ``occurred_at``.
+    """
+    fine = add_rows({}, hour_rows, _same)
+    if derived:
+        _insert_complete(conn, rollup_5min, fine)
+    hourly = by_day(fine, datetime_hour)
     _insert_complete(conn, rollup_hourly, hourly)
     for key, acc in by_day(hourly, datetime_day).items():
         day_accs.setdefault(key, Acc()).merge(acc)
-    actors = actor_rollups.actor_deltas(hour_rows, _same) if derived else {}
+    actors = actor_rollups.actor_deltas(hour_rows, datetime_hour) if derived else {}
     actor_rollups.insert_actor_rows(conn, rollup_actor_hourly, actors)
     for key, actor_acc in actor_rollups.actors_by_day(actors, datetime_day).items():
         actor_days.setdefault(key, actor_rollups.ActorAcc()).merge(actor_acc)

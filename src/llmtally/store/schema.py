@@ -154,9 +154,11 @@ def _rollup_table(name: str) -> sa.Table:
     )
 
 
-# per hour, and per UTC day (fewer rows to merge for long windows)
+# per hour, per UTC day (fewer rows to merge for long windows) and per 5 minutes (so
+# that a window's ragged ends read at most 5 minutes of raw events)
 rollup_hourly = _rollup_table("rollup_hourly")
 rollup_daily = _rollup_table("rollup_daily")
+rollup_5min = _rollup_table("rollup_5min")
 
 # Per actor (see store/activity.py): llm_call sums per hour/day and actor; the latency
 # histogram is kept for agents only (the agents report), so human rows never need a

@@ -1,14 +1,15 @@
-"""per-actor rollups, session totals and feedback rollups
+"""5-minute rollups, per-actor rollups, session totals and feedback rollups
 
 Revision ID: 0004_activity_rollups
 Revises: 0003_rollups
 
-``rollup_actor_hourly``/``_daily`` (llm_call sums per actor; latency histograms for
-agents), ``session_totals`` (one row per project and session; ``session_bounds`` holds the longest
-session's duration), ``rollup_feedback_hourly``/
-``_daily`` (feedback on the call's hour and dimensions, rated calls by signal
-combination) and ``feedback_orphans`` (feedback waiting for its call). Existing events
-are rolled up here, once.
+``rollup_5min`` (the call rollups per 5 minutes, so that a window's ragged ends read at
+most 5 minutes of raw events), ``rollup_actor_hourly``/``_daily`` (llm_call sums per
+actor; latency histograms for agents), ``session_totals`` (one row per project and
+session; ``session_bounds`` holds the longest session's duration),
+``rollup_feedback_hourly``/``_daily`` (feedback on the call's hour and dimensions, rated
+calls by signal combination) and ``feedback_orphans`` (feedback waiting for its call).
+Existing events are rolled up here, once.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ SESSION_SUMS = ("turns", "errors", "cost_usd", "priced_calls", "input_tokens", "
 FEEDBACK_DIMENSIONS = ("project", "feature", "model", "provider", "status")
 FEEDBACK_SUMS = ("feedback", "up", "down", "regenerated", "edited",
                  *(f"rated_{k}" for k in range(8)))  # fmt: skip
-FLOATS = frozenset({"cost_usd", "latency_sum"})
+DIMENSIONS = ("project", "kind", "feature", "model", "provider", "status", "error_type", "name")
+ROLLUP_SUMS = ("calls", "errors", "cost_usd", "priced_calls", "input_tokens", "output_tokens",
+               "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_sum",
+               "latency_count", "ttft_sum", "ttft_count", "input_count",
+               "output_count")  # fmt: skip
+FLOATS = frozenset({"cost_usd", "latency_sum", "ttft_sum"})
 
 
 def _sum(name: str) -> sa.Column[object]:
@@ -36,6 +42,15 @@ def _sum(name: str) -> sa.Column[object]:
 
 
 def upgrade() -> None:
+    op.create_table(
+        "rollup_5min",
+        sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
+        *(sa.Column(name, sa.String(200), primary_key=True) for name in DIMENSIONS),
+        *(_sum(name) for name in ROLLUP_SUMS),
+        sa.Column("example_error", sa.Text()),
+        sa.Column("latency_hist", sa.LargeBinary()),
+        sa.Column("ttft_hist", sa.LargeBinary()),
+    )
     for table in ("rollup_actor_hourly", "rollup_actor_daily"):
         op.create_table(
             table,
@@ -79,5 +94,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("feedback_orphans", "rollup_feedback_daily", "rollup_feedback_hourly",
                   "session_bounds", "session_totals", "rollup_actor_daily",
-                  "rollup_actor_hourly"):  # fmt: skip
+                  "rollup_actor_hourly", "rollup_5min"):  # fmt: skip
         op.drop_table(table)
