@@ -15,7 +15,7 @@ from dbutil import engine, rows
 from llmtally.query import activity
 from llmtally.query.filters import Filters
 from llmtally.query.reports import Reports
-from llmtally.store import rollups, sketch
+from llmtally.store import actor_bits, rollups, sketch
 
 REF = datetime(2026, 10, 1, 22, 10, tzinfo=UTC)
 TABLES = (
@@ -24,6 +24,8 @@ TABLES = (
     "session_totals",
     "rollup_feedback_hourly",
     "rollup_feedback_daily",
+    "rollup_actor_bits",
+    "actor_numbers",
 )
 
 
@@ -75,7 +77,7 @@ def _dump(url: str) -> dict[str, list[dict[str, Any]]]:
                 if isinstance(value, float):
                     row[key] = round(value, 6)
                 elif isinstance(value, (bytes, memoryview)):
-                    row[key] = sketch.decode(value)
+                    row[key] = actor_bits.decode(value) if key == "bits" else sketch.decode(value)
                 elif isinstance(value, datetime):
                     row[key] = value.replace(tzinfo=None).isoformat(" ")
                 elif isinstance(value, str) and key in ("bucket", "first_at", "last_at"):

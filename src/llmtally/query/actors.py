@@ -15,9 +15,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.query.filters import Filters, split
-from llmtally.store import sketch
-from llmtally.store.schema import ACTOR_SUMS, events, rollup_actor_daily, rollup_actor_hourly
+from llmtally.query.filters import Filters, refine, split
+from llmtally.store import actor_bits, sketch
+from llmtally.store.schema import (
+    ACTOR_SUMS,
+    actor_numbers,
+    events,
+    rollup_actor_bits,
+    rollup_actor_daily,
+    rollup_actor_hourly,
+)
 
 Part = tuple[sa.Table | None, datetime | None, datetime | None]  # None table: raw events
 
@@ -64,21 +71,53 @@ def _bucket_where(f: Filters, table: sa.Table, since: Any, until: Any) -> sa.Col
 
 
 def active_actors(conn: sa.Connection, f: Filters) -> int:
-    """Distinct actors with at least one call in the window."""
+    """Distinct actors with at least one call in the window.
+
+    Under project and time filters: the OR of the window's whole day, hour and 5-minute
+    bitmaps (``store.actor_bits``) plus the actors of its ragged ends; otherwise a
+    COUNT(DISTINCT) over the events.
+    """
     c = events.c
     if not usable(f):
         query = sa.select(sa.func.count(sa.distinct(c.actor_id))).where(f.where())
         return int(conn.execute(query).scalar_one() or 0)
-    seen: set[str] = set()
-    for table, since, until in parts(f):
-        if table is None:
-            where = f.raw_where(("llm_call",), since, until) & c.actor_id.is_not(None)
-            query = sa.select(c.actor_id).where(where).distinct()
-        else:
-            where = _bucket_where(f, table, since, until) & (table.c.actor_id != "")
-            query = sa.select(table.c.actor_id).where(where).distinct()
-        seen.update(str(value) for value in conn.execute(query).scalars())
-    return len(seen)
+    cut = split(f.since, f.until)
+    levels: list[tuple[str, datetime | None, datetime | None]] = []
+    if cut.daily is not None:
+        levels.append(("d", *cut.daily))
+    levels.extend(("h", *w) for w in cut.hourly)
+    raw: list[tuple[datetime | None, datetime | None]] = []
+    for window in cut.raw:
+        fine, rest = refine(window)
+        if fine is not None:
+            levels.append(("m", *fine))
+        raw.extend(rest)
+    b = rollup_actor_bits.c
+    mask = 0
+    for level, since, until in levels:
+        where = b.level == level
+        if since is not None:
+            where &= b.bucket >= since
+        if until is not None:
+            where &= b.bucket < until
+        if f.project is not None:
+            where &= b.project == f.project
+        for blob in conn.execute(sa.select(b.bits).where(where)).scalars():
+            mask |= actor_bits.decode(blob)
+    ends: set[str] = set()
+    for since, until in raw:
+        where = f.raw_where(("llm_call",), since, until) & c.actor_id.is_not(None)
+        ends.update(
+            str(a) for a in conn.execute(sa.select(c.actor_id).where(where).distinct()).scalars()
+        )
+    if ends:
+        n = actor_numbers.c
+        numbered = sa.select(n.actor_id, n.n).where(n.actor_id.in_(sorted(ends)))
+        for actor, number in conn.execute(numbered):
+            mask |= 1 << int(number)
+            ends.discard(actor)
+    # every stored call's actor is numbered in the same transaction: ``ends`` is empty
+    return mask.bit_count() + len(ends)
 
 
 _RAW_SUMS = (

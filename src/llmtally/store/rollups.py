@@ -20,12 +20,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from llmtally.capture.event import COLUMN_NAMES
-from llmtally.store import actor_rollups, feedback, sessions, sketch
+from llmtally.store import actor_bits, actor_rollups, feedback, sessions, sketch
 from llmtally.store.schema import (
     ROLLUP_DIMENSIONS,
     ROLLUP_SUMS,
     events,
     rollup_5min,
+    rollup_actor_bits,
     rollup_actor_daily,
     rollup_actor_hourly,
     rollup_daily,
@@ -44,6 +45,7 @@ BUCKET_TABLES = (
     rollup_actor_daily,
     rollup_feedback_hourly,
     rollup_feedback_daily,
+    rollup_actor_bits,
 )
 
 ROLLED_KINDS = frozenset({"llm_call", "tool_call"})
@@ -224,6 +226,7 @@ def apply_postgres(cur: Any, accs: dict[Key, Acc]) -> None:
 
 
 _FEEDBACK = {d: feedback.Maintainer(d) for d in ("sqlite", "postgresql")}
+_BITS = {d: actor_bits.Maintainer(d) for d in ("sqlite", "postgresql")}
 _SESSIONS = {d: sessions.Maintainer(d) for d in ("sqlite", "postgresql")}
 
 
@@ -236,6 +239,7 @@ def maintain_sqlite(conn: Any, new_rows: Sequence[Sequence[Any]]) -> None:
                                sqlite_day, "?")  # fmt: skip
     _SESSIONS["sqlite"].apply(conn, new_rows)
     _FEEDBACK["sqlite"].apply(conn, new_rows, sqlite_hour, sqlite_day)
+    _BITS["sqlite"].apply(conn, new_rows, sqlite_5min, sqlite_hour, sqlite_day)
 
 
 def maintain_postgres(cur: Any, new_rows: Sequence[Sequence[Any]]) -> None:
@@ -249,6 +253,7 @@ def maintain_postgres(cur: Any, new_rows: Sequence[Sequence[Any]]) -> None:
                                datetime_day, "%s")  # fmt: skip
     _SESSIONS["postgresql"].apply(cur, new_rows)
     _FEEDBACK["postgresql"].apply(cur, new_rows, datetime_hour, datetime_day)
+    _BITS["postgresql"].apply(cur, new_rows, datetime_5min, datetime_hour, datetime_day)
 
 
 def sqlite_5min(value: str) -> str:
@@ -342,6 +347,7 @@ def rebuild_on(
     current_hour: Any = None
     day_accs: dict[Key, Acc] = {}
     actor_days: dict[actor_rollups.ActorKey, actor_rollups.ActorAcc] = {}
+    bits = _Bits(actor_bits.known_numbers(conn) if derived else {})
     current_day: Any = None
     total = 0
     # statement-level options: Connection.execution_options() would change the connection
@@ -356,7 +362,7 @@ def rebuild_on(
             full[_K_OCC] = datetime_5min(r[0])
             if hour != current_hour and hour_rows:
                 day_accs, actor_days = _flush_hour(
-                    conn, hour_rows, day_accs, actor_days, current_day, hour, derived
+                    conn, hour_rows, day_accs, actor_days, bits, current_day, hour, derived
                 )
                 hour_rows = []
             current_hour = hour
@@ -364,7 +370,7 @@ def rebuild_on(
             hour_rows.append(full)
             total += 1
     if hour_rows:
-        _flush_hour(conn, hour_rows, day_accs, actor_days, current_day, None, derived)
+        _flush_hour(conn, hour_rows, day_accs, actor_days, bits, current_day, None, derived)
     if not derived:
         return total
     feedback.rebuild_feedback_on(
@@ -379,6 +385,7 @@ def _flush_hour(
     hour_rows: list[list[Any]],
     day_accs: dict[Key, Acc],
     actor_days: dict[actor_rollups.ActorKey, actor_rollups.ActorAcc],
+    bits: _Bits,
     day: Any,
     next_hour: Any,
     derived: bool,
@@ -398,11 +405,38 @@ def _flush_hour(
     actor_rollups.insert_actor_rows(conn, rollup_actor_hourly, actors)
     for key, actor_acc in actor_rollups.actors_by_day(actors, datetime_day).items():
         actor_days.setdefault(key, actor_rollups.ActorAcc()).merge(actor_acc)
+    if derived:
+        bits.add_hour(conn, hour_rows)
     if next_hour is None or datetime_day(next_hour) != day:
         _insert_complete(conn, rollup_daily, day_accs)
         actor_rollups.insert_actor_rows(conn, rollup_actor_daily, actor_days)
+        if derived:
+            bits.flush_day(conn)
         return {}, {}
     return day_accs, actor_days
+
+
+class _Bits:
+    """Active-actor bitmaps of a rebuild: 5-minute and hour rows now, day rows at day end."""
+
+    def __init__(self, numbers: dict[str, int]) -> None:
+        self.numbers = numbers
+        self.days: dict[actor_bits.Key, int] = {}
+
+    def add_hour(self, conn: sa.Connection, hour_rows: list[list[Any]]) -> None:
+        sets = actor_bits.actor_sets(hour_rows, _same)
+        if not sets:
+            return
+        actor_bits.number_all(conn, set().union(*sets.values()), self.numbers)
+        found = actor_bits.masks(sets, self.numbers, datetime_hour, datetime_day)
+        actor_bits.insert_masks(conn, {k: v for k, v in found.items() if k[0] != "d"})
+        for key, mask in found.items():
+            if key[0] == "d":
+                self.days[key] = self.days.get(key, 0) | mask
+
+    def flush_day(self, conn: sa.Connection) -> None:
+        actor_bits.insert_masks(conn, self.days)
+        self.days = {}
 
 
 def _same(value: Any) -> Any:

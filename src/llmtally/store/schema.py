@@ -262,3 +262,22 @@ feedback_orphans = sa.Table(
     metadata,
     sa.Column("call_id", sa.String(200), primary_key=True),
 )
+
+# Active actors as bitmaps (store/actor_bits.py): every actor gets a small number; per
+# project and 5-minute / hour / day bucket ("m", "h", "d"), the set of actors with a call
+# is a zlib-compressed little-endian bitmap. Distinct actors over any window are then
+# the population count of an OR of a few dozen blobs.
+actor_numbers = sa.Table(
+    "actor_numbers",
+    metadata,
+    sa.Column("actor_id", sa.String(200), primary_key=True),
+    sa.Column("n", sa.BigInteger(), nullable=False, unique=True),
+)
+rollup_actor_bits = sa.Table(
+    "rollup_actor_bits",
+    metadata,
+    sa.Column("level", sa.String(1), primary_key=True),
+    sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("project", sa.String(200), primary_key=True),
+    sa.Column("bits", sa.LargeBinary(), nullable=False),
+)

@@ -8,7 +8,8 @@ most 5 minutes of raw events), ``rollup_actor_hourly``/``_daily`` (llm_call sums
 actor; latency histograms for agents), ``session_totals`` (one row per project and
 session; ``session_bounds`` holds the longest session's duration),
 ``rollup_feedback_hourly``/``_daily`` (feedback on the call's hour and dimensions, rated
-calls by signal combination) and ``feedback_orphans`` (feedback waiting for its call).
+calls by signal combination), ``feedback_orphans`` (feedback waiting for its call) and
+``actor_numbers``/``rollup_actor_bits`` (active actors as bitmaps).
 Existing events are rolled up here, once.
 """
 
@@ -86,13 +87,26 @@ def upgrade() -> None:
             *(sa.Column(name, sa.BigInteger(), nullable=False) for name in FEEDBACK_SUMS),
         )
     op.create_table("feedback_orphans", sa.Column("call_id", sa.String(200), primary_key=True))
+    op.create_table(
+        "actor_numbers",
+        sa.Column("actor_id", sa.String(200), primary_key=True),
+        sa.Column("n", sa.BigInteger(), nullable=False, unique=True),
+    )
+    op.create_table(
+        "rollup_actor_bits",
+        sa.Column("level", sa.String(1), primary_key=True),
+        sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
+        sa.Column("project", sa.String(200), primary_key=True),
+        sa.Column("bits", sa.LargeBinary(), nullable=False),
+    )
     from llmtally.store.rollups import rebuild_on
 
     rebuild_on(op.get_bind())
 
 
 def downgrade() -> None:
-    for table in ("feedback_orphans", "rollup_feedback_daily", "rollup_feedback_hourly",
-                  "session_bounds", "session_totals", "rollup_actor_daily",
-                  "rollup_actor_hourly", "rollup_5min"):  # fmt: skip
+    for table in ("rollup_actor_bits", "actor_numbers", "feedback_orphans",
+                  "rollup_feedback_daily", "rollup_feedback_hourly", "session_bounds",
+                  "session_totals", "rollup_actor_daily", "rollup_actor_hourly",
+                  "rollup_5min"):  # fmt: skip
         op.drop_table(table)
