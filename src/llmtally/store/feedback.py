@@ -211,16 +211,10 @@ def rebuild_feedback_on(
     until: datetime | None = None,
     project: str | None = None,
 ) -> None:
-    """Recompute the feedback rollups of calls in [since, until) (whole days) from events."""
-    for table in (rollup_feedback_hourly, rollup_feedback_daily):
-        gone = sa.delete(table)
-        if since is not None:
-            gone = gone.where(table.c.bucket >= since)
-        if until is not None:
-            gone = gone.where(table.c.bucket < until)
-        if project is not None:
-            gone = gone.where(table.c.project == project)
-        conn.execute(gone)
+    """Recompute the feedback rollups of calls in [since, until) (whole days) from events.
+
+    The caller (``rollups.rebuild_on``) has deleted the window's rows.
+    """
     call = events.alias("call")
     fb = events.alias("fb")
     where = (fb.c.kind == "feedback") & (call.c.kind == "llm_call")
