@@ -227,6 +227,14 @@ def test_quality_weights_are_configurable(sqlite_url: str, tmp_path: Path) -> No
             assert row["quality_score"] == pytest.approx(sum(mine) / len(mine))
         with pytest.raises(llmtally.QueryError, match="edited_penalty"):
             Reports(eng, quality_weights={"edited_penalty": 2})
+        with pytest.raises(llmtally.ConfigError, match=r"quality_weights\.slow_factor"):
+            llmtally.Tally(None, quality_weights={"slow_factor": -1})
+        weighted = llmtally.Tally(sqlite_url, spool_dir=tmp_path / "s", quality_weights={
+            "regenerated_penalty": 1.0, "slow_factor": 0.0})  # fmt: skip
+        try:
+            assert weighted.reports.feedback(by="feature") == harsh.feedback(by="feature")
+        finally:
+            weighted.close()
     finally:
         eng.dispose()
 

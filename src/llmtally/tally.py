@@ -26,7 +26,7 @@ from llmtally.capture.ids import new_event_id
 from llmtally.capture.pricing import PriceBook
 from llmtally.capture.redact import Redactor
 from llmtally.capture.track import Call
-from llmtally.errors import ConfigError, InvalidEventError
+from llmtally.errors import ConfigError, InvalidEventError, QueryError
 from llmtally.pipeline.process import Identify, Processor
 from llmtally.pipeline.writer import Writer
 from llmtally.store.base import Store, normalize_url, open_store
@@ -84,6 +84,7 @@ class Tally:
         max_backoff: float = 30.0,
         sample_rate: float = 1.0,
         sample_kinds: Iterable[str] = ("product", "tool_call"),
+        quality_weights: Mapping[str, float] | None = None,
     ) -> None:
         if not isinstance(project, str) or not project:
             raise ConfigError("project", "must be a non-empty string")
@@ -115,6 +116,15 @@ class Tally:
         self.prices = PriceBook(custom_pricing=custom_pricing)
         self._redactor = Redactor(enabled=redact_pii, extra_patterns=redact_patterns)
         self._capture_content = capture_content
+        from llmtally.query.feedback import QualityWeights
+
+        # checked here so that a bad weight fails at construction, naming it
+        try:
+            self._quality = QualityWeights.of(quality_weights)
+        except QueryError as exc:
+            raise ConfigError(
+                f"quality_weights.{exc.argument}", str(exc).split(": ", 1)[1]
+            ) from None
         self._invalid = 0
         # sampling only touches the configured kinds; user-facing calls stay at 100%
         self._sample_rate = float(sample_rate)
@@ -299,7 +309,7 @@ class Tally:
 
                 store = open_store(self.database_url, connect_timeout=self._connect_timeout)
                 store.migrate()
-                self._reports = Reports(store.engine, project=None)
+                self._reports = Reports(store.engine, project=None, quality_weights=self._quality)
             return self._reports
 
     # -- internals ---------------------------------------------------------------------
