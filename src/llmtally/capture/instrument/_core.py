@@ -213,10 +213,39 @@ def finish_response(binding: Binding, call: Call, response: Any) -> None:
     finish_ok(call, fields)
 
 
+# google-genai raises one class per status family (ClientError, ServerError); name the
+# status the way the OpenAI and Anthropic SDKs do, so one error vocabulary spans providers
+_STATUS_TYPES = {
+    400: "BadRequestError",
+    401: "AuthenticationError",
+    403: "PermissionDeniedError",
+    404: "NotFoundError",
+    409: "ConflictError",
+    422: "UnprocessableEntityError",
+    429: "RateLimitError",
+}
+
+
+def error_type(exc: BaseException) -> str:
+    """A stable error type: the SDK exception class, or the status's usual name for SDKs
+    whose classes only say client or server error."""
+    name = type(exc).__name__
+    if name in ("ClientError", "ServerError", "APIError") and type(exc).__module__.startswith(
+        "google."
+    ):
+        code = getattr(exc, "code", None)
+        if isinstance(code, int):
+            if code >= 500:
+                return "InternalServerError"
+            return _STATUS_TYPES.get(code, name)
+    return name
+
+
 def finish_error(call: Call, exc: BaseException) -> None:
-    """Record a failed call (status=error, SDK exception class, message) and finish it."""
+    """Record a failed call (status=error, stable error type, message) and finish it."""
     try:
-        call.finish(exc)
+        call.fail(exc, error_type=error_type(exc))
+        call.finish()
     except Exception:
         warn_once("error", "llmtally: could not record a failed call")
 
