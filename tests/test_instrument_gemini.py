@@ -140,7 +140,8 @@ def test_chat_sessions_are_recorded(fake: FakeProvider, tally: llmtally.Tally) -
 
 
 @pytest.mark.parametrize(
-    ("status", "error_type"), [(429, "RateLimitError"), (500, "InternalServerError"), (400, "BadRequestError")]
+    ("status", "error_type"),
+    [(429, "RateLimitError"), (500, "InternalServerError"), (400, "BadRequestError")],
 )
 def test_errors(fake: FakeProvider, tally: llmtally.Tally, status: int, error_type: str) -> None:
     fake.reply(status=status, error=f"gemini says {status}")
