@@ -45,6 +45,21 @@ def test_sketch_merge_equals_sketch_of_union() -> None:
     assert sketch.encode({}) is None and sketch.decode(None) == {}
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.just(0.0), st.floats(0.001, 1e7, allow_nan=False)), max_size=50),
+        max_size=40,
+    )
+)
+def test_merge_blobs_equals_merging_one_by_one(groups: list[list[float]]) -> None:
+    blobs = [sketch.encode(sketch.add_values({}, values)) for values in groups]
+    one_by_one: sketch.Histogram = {3: 1}
+    for blob in blobs:
+        sketch.merge_blob(one_by_one, blob)
+    assert sketch.merge_blobs({3: 1}, [*blobs, None]) == one_by_one
+
+
 REF = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 
 

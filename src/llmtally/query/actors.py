@@ -172,8 +172,12 @@ def by_actor(
             query = sa.select(r.actor_id, *[r[n] for n in ACTOR_SUMS], r.latency_hist).where(
                 where & (r.actor_type == "agent")
             )
+            blobs: dict[str | None, list[Any]] = {}
             for actor, *values, blob in conn.execute(query):
-                sketch.merge_blob(add(actor or None, values).latency, blob)
+                add(actor or None, values)
+                blobs.setdefault(actor or None, []).append(blob)
+            for actor, found in blobs.items():
+                sketch.merge_blobs(out[actor].latency, found)
             continue
         query = sa.select(r.actor_id, *[sa.func.sum(r[n]) for n in ACTOR_SUMS]).where(where)
         for actor, *values in conn.execute(query.group_by(r.actor_id)):

@@ -8,7 +8,8 @@ rollups plus raw edges (``query.aggregate``); listings come from the events tabl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -102,6 +103,18 @@ class Reports:
         """Release the engine's connections."""
         self.engine.dispose()
 
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sa.Connection]:
+        """A connection for one report (read-only work, one transaction)."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # Rollup rows are stored in bucket order, so an index range over a window
+                # reads few pages; PostgreSQL's default random_page_cost (4, tuned for
+                # spinning disks) picks a sequential scan of the whole table instead.
+                # SET LOCAL lasts for this transaction only (safe behind poolers).
+                conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+            yield conn
+
     def _filters(self, filters: Filters | None, kwargs: dict[str, Any]) -> Filters:
         if filters is None:
             filters = Filters.parse(**kwargs)
@@ -114,7 +127,7 @@ class Reports:
     def overview(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
         """Calls, cost, tokens, errors, latency percentiles, actors, top model and feature."""
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = self._overview_row(conn, f)
             previous = f.previous()
             if previous is not None:
@@ -159,7 +172,7 @@ class Reports:
     def costs_summary(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
         """Total cost with per-call and per-day averages."""
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             agg = collect(conn, f).get((), Agg())
             span = None
             if f.since is None or f.until is None:
@@ -191,7 +204,7 @@ class Reports:
         """Cost, calls and tokens per hour, day or ISO week, oldest first."""
         step = _interval(interval)
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             groups = collect(conn, f, interval=step)
         return [
             {
@@ -217,7 +230,7 @@ class Reports:
         dims = _by(by)
         _limit(limit)
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             if by == "actor" and actors.usable(f):
                 return _actor_breakdown(actors.by_actor(conn, f), limit)
             if by == "session" and sessions.usable(f):
@@ -260,7 +273,7 @@ class Reports:
         """Count, error rate, latency and TTFT percentiles, average tokens, per group."""
         dims = _by(by)
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             groups = collect(conn, f, dims, histograms=True)
         rows = []
         for key, agg in groups.items():
@@ -297,7 +310,7 @@ class Reports:
         """Calls, errors and latency per hour, day or ISO week, oldest first."""
         step = _interval(interval)
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             groups = collect(conn, f, histograms=True, interval=step)
         rows = []
         for (bucket,), agg in sorted(groups.items()):
@@ -319,7 +332,7 @@ class Reports:
     def requests_models(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
         """Per model and provider: calls, errors, cost, tokens and latency."""
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             groups = collect(conn, f, ["model", "provider"], histograms=True)
         rows = []
         for (model, provider), agg in groups.items():
@@ -349,7 +362,7 @@ class Reports:
         """Top error types per feature and model: count, share, rate and an example message."""
         _limit(limit)
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             failed = collect(conn, f.window(f.since, f.until), ["error_type", "feature", "model"])
             calls = collect(conn, f, ["feature", "model"])
         total = sum(agg.errors for agg in failed.values())
@@ -379,7 +392,7 @@ class Reports:
             raise QueryError("by", f"must be feature or model, got {by!r}")
         f = self._filters(filters, kwargs)
         weights = self.quality_weights
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             calls = collect(conn, f, [by])
             groups = feedback_report.sums(conn, f, by, weights)
         counts = {key[0]: agg.calls for key, agg in calls.items()}
@@ -389,7 +402,7 @@ class Reports:
         """Sessions with their cost, turns and duration, most expensive first."""
         _limit(limit)
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             if not sessions.usable(f):
                 return activity.sessions(conn, f, limit)
             found = sessions.ranked(conn, f, limit)
@@ -412,7 +425,7 @@ class Reports:
     def agents(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
         """Actors of type agent with their calls, errors, cost and latency."""
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             if actors.usable(f):
                 return _agents(actors.by_actor(conn, f, agents=True))
             groups = collect(
@@ -440,7 +453,7 @@ class Reports:
     def tools(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
         """Tool calls by name: calls, errors and latency."""
         f = self._filters(filters, kwargs)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             groups = collect(conn, f, ["name"], kind="tool_call", histograms=True)
         rows = []
         for (name,), agg in groups.items():

@@ -93,6 +93,38 @@ def merge_blob(into: Histogram, blob: bytes | memoryview | None) -> Histogram:
     return into
 
 
+def merge_blobs(into: Histogram, blobs: Iterable[bytes | memoryview | None]) -> Histogram:
+    """Add many stored histograms to ``into`` at once.
+
+    A report merges thousands of rollup rows; numpy adds all their (bucket, count) pairs
+    in one ``bincount`` instead of one dictionary update per pair in Python.
+    """
+    present = [bytes(b) for b in blobs if b]
+    if len(present) < 8:
+        for blob in present:
+            merge_blob(into, blob)
+        return into
+    import numpy as np
+
+    flat = np.frombuffer(b"".join(present), dtype="<i4")
+    index = flat[0::2].astype(np.int64)
+    count = flat[1::2].astype(np.int64)
+    zero = index == ZERO
+    if zero.any():
+        into[ZERO] = into.get(ZERO, 0) + int(count[zero].sum())
+        index, count = index[~zero], count[~zero]
+    if index.size:
+        low = int(index.min())
+        # float64 sums are exact for counts below 2**53
+        totals = np.bincount(index - low, weights=count)
+        found = np.nonzero(totals)[0]
+        get = into.get
+        for offset, total in zip(found.tolist(), totals[found].tolist(), strict=True):
+            key = offset + low
+            into[key] = get(key, 0) + int(total)
+    return into
+
+
 def quantiles(hist: Mapping[int, int], qs: Iterable[float]) -> list[float | None]:
     """Interpolated quantiles (``percentile_cont`` semantics) of a histogram."""
     wanted = list(qs)
