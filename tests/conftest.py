@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+import llmtally
 import pgserver
+from fakeprovider import FakeProvider, running
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +63,24 @@ def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         os.environ.pop("XDG_DATA_HOME", None)
     else:
         os.environ["XDG_DATA_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakeProvider]:
+    """The fake provider HTTP server (``tests/fakeprovider.py``), one per test session."""
+    with running() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeProvider) -> FakeProvider:
+    """The fake provider with its queued responses and recorded requests cleared."""
+    fake_server.reset()
+    return fake_server
+
+
+@pytest.fixture
+def tally(tmp_path: Path) -> Iterator[llmtally.Tally]:
+    """A Tally on a fresh SQLite file with its own spool (modules may override it)."""
+    with llmtally.Tally(f"sqlite:///{tmp_path}/t.db", spool_dir=tmp_path / "spool") as t:
+        yield t

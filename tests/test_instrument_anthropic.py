@@ -8,8 +8,6 @@ both, so adding them instead of taking the last value would double every figure.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -17,7 +15,7 @@ import pytest
 from genai_prices import extract_usage
 
 import llmtally
-from fakeprovider import FakeProvider, only, running, stored
+from fakeprovider import FakeProvider, only, stored
 
 MODEL = "claude-sonnet-4-20250514"
 CACHED = {
@@ -28,23 +26,6 @@ CACHED = {
     "cache_creation": {"ephemeral_5m_input_tokens": 600, "ephemeral_1h_input_tokens": 400},
 }
 MESSAGES = [{"role": "user", "content": "Say hi"}]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with running() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _reset(fake: FakeProvider) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def tally(tmp_path: Path) -> Iterator[llmtally.Tally]:
-    with llmtally.Tally(f"sqlite:///{tmp_path}/t.db", spool_dir=tmp_path / "spool") as t:
-        yield t
 
 
 def sdk(fake: FakeProvider, **options: Any) -> anthropic.Anthropic:

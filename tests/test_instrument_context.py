@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
 import llmtally
-from fakeprovider import FakeProvider, only, running, stored
+from fakeprovider import FakeProvider, only, stored
 
 MESSAGES = [{"role": "user", "content": "Say hi"}]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with running() as server:
-        yield server
-
-
-@pytest.fixture
-def tally(tmp_path: Path) -> Iterator[llmtally.Tally]:
-    with llmtally.Tally(f"sqlite:///{tmp_path}/t.db", spool_dir=tmp_path / "spool") as t:
-        yield t
 
 
 def client(fake: FakeProvider, tally: llmtally.Tally, **attrs: Any) -> Any:

@@ -8,8 +8,6 @@ chunk by chunk), so only the last one counts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +16,7 @@ from google import genai
 from google.genai import errors, types
 
 import llmtally
-from fakeprovider import FakeProvider, only, running, stored
+from fakeprovider import FakeProvider, only, stored
 
 MODEL = "gemini-2.5-flash"
 USAGE = {
@@ -28,23 +26,6 @@ USAGE = {
     "thoughtsTokenCount": 900,
     "totalTokenCount": 13600,
 }
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with running() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _reset(fake: FakeProvider) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def tally(tmp_path: Path) -> Iterator[llmtally.Tally]:
-    with llmtally.Tally(f"sqlite:///{tmp_path}/t.db", spool_dir=tmp_path / "spool") as t:
-        yield t
 
 
 def sdk(fake: FakeProvider, **options: Any) -> genai.Client:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 from genai_prices import extract_usage
 
 import llmtally
-from fakeprovider import FakeProvider, only, running, stored
+from fakeprovider import FakeProvider, only, stored
 
 OPENAI_USAGE = {
     "prompt_tokens": 5200,
@@ -45,23 +43,6 @@ def litellm() -> ModuleType:
     import litellm
 
     return litellm
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with running() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _reset(fake: FakeProvider) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def tally(tmp_path: Path) -> Iterator[llmtally.Tally]:
-    with llmtally.Tally(f"sqlite:///{tmp_path}/t.db", spool_dir=tmp_path / "spool") as t:
-        yield t
 
 
 def openai_truth(row: dict[str, Any]) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from genai_prices import extract_usage
 
 import llmtally
-from fakeprovider import FakeProvider, only, running, stored
+from fakeprovider import FakeProvider, only, stored
 
 CACHED_REASONING = {
     "prompt_tokens": 5200,
@@ -34,23 +33,6 @@ RESPONSES_USAGE = {
     "total_tokens": 7000,
 }
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}]
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with running() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _reset(fake: FakeProvider) -> None:
-    fake.reset()
-
-
-@pytest.fixture
-def tally(tmp_path: Path) -> Iterator[llmtally.Tally]:
-    with llmtally.Tally(f"sqlite:///{tmp_path}/t.db", spool_dir=tmp_path / "spool") as t:
-        yield t
 
 
 def sdk(fake: FakeProvider, **options: Any) -> openai.OpenAI:
