@@ -165,8 +165,10 @@ class Reports:
             "p95_ttft_ms": t95,
         }
         if top:
-            row["top_model"] = _top(collect(conn, f, ["model"]))
-            row["top_feature"] = _top(collect(conn, f, ["feature"]))
+            # one pass for both: every collect reads the window's raw edges again
+            pairs = collect(conn, f, ["model", "feature"])
+            row["top_model"] = _top(_regroup(pairs, 0))
+            row["top_feature"] = _top(_regroup(pairs, 1))
         return row
 
     def costs_summary(self, filters: Filters | None = None, **kwargs: Any) -> list[Row]:
@@ -478,6 +480,17 @@ class Reports:
         if not isinstance(trace_id, str) or not trace_id:
             raise QueryError("trace_id", "must be a non-empty string")
         return activity.trace(self.engine, trace_id, self.project)
+
+
+def _regroup(groups: dict[tuple[Any, ...], Agg], position: int) -> dict[tuple[Any, ...], Agg]:
+    """Groups keyed by one of their key's parts."""
+    out: dict[tuple[Any, ...], Agg] = {}
+    for key, agg in groups.items():
+        found = out.get((key[position],))
+        if found is None:
+            out[(key[position],)] = found = Agg()
+        found.add(agg)
+    return out
 
 
 def _top(groups: dict[tuple[Any, ...], Agg]) -> Any:
