@@ -14,7 +14,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -87,11 +87,15 @@ def collect(
     by: Sequence[str] = (),
     *,
     kind: str = "llm_call",
-    histograms: bool = False,
+    histograms: bool | Literal["latency"] = False,
     interval: str | None = None,
     extra: sa.ColumnElement[bool] | None = None,
 ) -> dict[tuple[Any, ...], Agg]:
-    """Aggregates per group (``by`` dimensions, then the time bucket when ``interval``)."""
+    """Aggregates per group (``by`` dimensions, then the time bucket when ``interval``).
+
+    ``histograms``: True for latency and TTFT sketches, ``"latency"`` for latency only
+    (half the blobs to read and merge).
+    """
     kinds = (kind,)
     out: dict[tuple[Any, ...], Agg] = {}
     windows: tuple[tuple[datetime | None, datetime | None], ...]
@@ -138,7 +142,7 @@ def _from_rollup(
     by: Sequence[str],
     kinds: tuple[str, ...],
     window: tuple[datetime | None, datetime | None],
-    histograms: bool,
+    histograms: bool | Literal["latency"],
     interval: str | None,
     out: dict[tuple[Any, ...], Agg],
 ) -> None:
@@ -150,9 +154,10 @@ def _from_rollup(
     if histograms:
         # one pass over the matching rows (a second, grouped query costs PostgreSQL another
         # scan); the sketches merge in Python, all of a group's blobs at once
+        ttft_col = r.ttft_hist if histograms is True else sa.null()
         query = sa.select(
             *group_cols, *[r[name] for name in ROLLUP_SUMS], r.example_error,
-            r.latency_hist, r.ttft_hist,
+            r.latency_hist, ttft_col,
         ).where(where)  # fmt: skip
         n = len(group_cols)
         width = len(ROLLUP_SUMS)
@@ -211,7 +216,7 @@ def _from_raw(
     kinds: tuple[str, ...],
     since: datetime | None,
     until: datetime | None,
-    histograms: bool,
+    histograms: bool | Literal["latency"],
     interval: str | None,
     extra: sa.ColumnElement[bool] | None,
     out: dict[tuple[Any, ...], Agg],

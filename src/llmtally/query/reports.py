@@ -313,7 +313,7 @@ class Reports:
         step = _interval(interval)
         f = self._filters(filters, kwargs)
         with self._connect() as conn:
-            groups = collect(conn, f, histograms=True, interval=step)
+            groups = collect(conn, f, histograms="latency", interval=step)
         rows = []
         for (bucket,), agg in sorted(groups.items()):
             if not agg.calls:
@@ -335,7 +335,7 @@ class Reports:
         """Per model and provider: calls, errors, cost, tokens and latency."""
         f = self._filters(filters, kwargs)
         with self._connect() as conn:
-            groups = collect(conn, f, ["model", "provider"], histograms=True)
+            groups = collect(conn, f, ["model", "provider"], histograms="latency")
         rows = []
         for (model, provider), agg in groups.items():
             if not agg.calls:
@@ -431,7 +431,7 @@ class Reports:
             if actors.usable(f):
                 return _agents(actors.by_actor(conn, f, agents=True))
             groups = collect(
-                conn, f, ["actor"], histograms=True, extra=events.c.actor_type == "agent"
+                conn, f, ["actor"], histograms="latency", extra=events.c.actor_type == "agent"
             )
         rows = []
         for (actor,), agg in groups.items():
@@ -456,7 +456,7 @@ class Reports:
         """Tool calls by name: calls, errors and latency."""
         f = self._filters(filters, kwargs)
         with self._connect() as conn:
-            groups = collect(conn, f, ["name"], kind="tool_call", histograms=True)
+            groups = collect(conn, f, ["name"], kind="tool_call", histograms="latency")
         rows = []
         for (name,), agg in groups.items():
             if not agg.calls:
