@@ -4,7 +4,7 @@ A window is cut like every rolled-up report (``filters.split``): whole days from
 ``rollup_actor_daily``, other whole hours from ``rollup_actor_hourly``, the partial hours
 at the ends from the events table. The actor rollups are keyed by project and actor only,
 so a filter on feature, model, provider, status or actor sends the caller to the events
-table instead (``usable`` says which).
+table instead (``Filters.project_and_time_only`` says which).
 """
 
 from __future__ import annotations
@@ -41,12 +41,6 @@ class ActorAgg:
         return self.sums[ACTOR_SUMS.index(name)]
 
 
-def usable(f: Filters) -> bool:
-    """Whether the actor rollups can answer under these filters (only project and time)."""
-    return all(getattr(f, name) is None for name in ("feature", "model", "provider", "status",
-                                                       "actor"))  # fmt: skip
-
-
 def parts(f: Filters) -> list[Part]:
     """The window as rollup and raw parts."""
     cut = split(f.since, f.until)
@@ -58,18 +52,6 @@ def parts(f: Filters) -> list[Part]:
     return out
 
 
-def _bucket_where(f: Filters, table: sa.Table, since: Any, until: Any) -> sa.ColumnElement[bool]:
-    c = table.c
-    cond: list[sa.ColumnElement[bool]] = []
-    if since is not None:
-        cond.append(c.bucket >= since)
-    if until is not None:
-        cond.append(c.bucket < until)
-    if f.project is not None:
-        cond.append(c.project == f.project)
-    return sa.and_(sa.true(), *cond)
-
-
 def active_actors(conn: sa.Connection, f: Filters) -> int:
     """Distinct actors with at least one call in the window.
 
@@ -78,7 +60,7 @@ def active_actors(conn: sa.Connection, f: Filters) -> int:
     COUNT(DISTINCT) over the events.
     """
     c = events.c
-    if not usable(f):
+    if not f.project_and_time_only():
         query = sa.select(sa.func.count(sa.distinct(c.actor_id))).where(f.where())
         return int(conn.execute(query).scalar_one() or 0)
     cut = split(f.since, f.until)
@@ -95,13 +77,7 @@ def active_actors(conn: sa.Connection, f: Filters) -> int:
     b = rollup_actor_bits.c
     mask = 0
     for level, since, until in levels:
-        where = b.level == level
-        if since is not None:
-            where &= b.bucket >= since
-        if until is not None:
-            where &= b.bucket < until
-        if f.project is not None:
-            where &= b.project == f.project
+        where = f.rollup_where(rollup_actor_bits, None, since, until) & (b.level == level)
         for blob in conn.execute(sa.select(b.bits).where(where)).scalars():
             mask |= actor_bits.decode(blob)
     ends: set[str] = set()
@@ -137,7 +113,7 @@ def by_actor(
     conn: sa.Connection, f: Filters, *, agents: bool = False
 ) -> dict[str | None, ActorAgg]:
     """Sums per actor id (None: calls without an actor); ``agents``: agents only, with
-    latency histograms. Callers check ``usable(f)`` first."""
+    latency histograms. Callers check ``f.project_and_time_only()`` first."""
     out: dict[str | None, ActorAgg] = {}
 
     def add(actor: str | None, values: Any) -> ActorAgg:
@@ -167,7 +143,7 @@ def by_actor(
                 add(actor, values)
             continue
         r = table.c
-        where = _bucket_where(f, table, since, until)
+        where = f.rollup_where(table, None, since, until)
         if agents:
             query = sa.select(r.actor_id, *[r[n] for n in ACTOR_SUMS], r.latency_hist).where(
                 where & (r.actor_type == "agent")

@@ -72,14 +72,6 @@ class QualityWeights:
         return max(0.0, min(1.0, value))
 
 
-def quality_score(
-    regenerated: bool, edited: bool, latency_ms: float | None, weights: QualityWeights | None = None
-) -> float:
-    """Implicit quality of one call from its feedback signals and latency, in [0, 1]."""
-    w = weights or QualityWeights()
-    return w.score(regenerated, edited, latency_ms is not None and latency_ms > w.slow_ms)
-
-
 def sums(conn: sa.Connection, f: Filters, by: str, weights: QualityWeights) -> dict[Any, list[int]]:
     """``FEEDBACK_SUMS`` per value of ``by`` over the window."""
     out: dict[Any, list[int]] = {}

@@ -90,6 +90,11 @@ class Filters:
         """Whether rollups can answer under these filters (actor is not rolled up)."""
         return self.actor is None
 
+    def project_and_time_only(self) -> bool:
+        """Whether only project and time are filtered (what per-actor, session and
+        active-actor tables are keyed by)."""
+        return all(getattr(self, name) is None for name in _EQUALS if name != "project")
+
     def where(self, kind: str | None = "llm_call") -> sa.ColumnElement[bool]:
         """Condition on the events table for the whole window (``kind`` None: every kind)."""
         kinds = (kind,) if kind is not None else None

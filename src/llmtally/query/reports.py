@@ -233,9 +233,9 @@ class Reports:
         _limit(limit)
         f = self._filters(filters, kwargs)
         with self._connect() as conn:
-            if by == "actor" and actors.usable(f):
+            if by == "actor" and f.project_and_time_only():
                 return _actor_breakdown(actors.by_actor(conn, f), limit)
-            if by == "session" and sessions.usable(f):
+            if by == "session" and f.project_and_time_only():
                 total = float(collect(conn, f).get((), Agg()).cost_usd)
                 return [_session_breakdown(row, total) for row in sessions.ranked(conn, f, limit)]
             if limit is not None and by in ("actor", "session"):
@@ -405,7 +405,7 @@ class Reports:
         _limit(limit)
         f = self._filters(filters, kwargs)
         with self._connect() as conn:
-            if not sessions.usable(f):
+            if not f.project_and_time_only():
                 return activity.sessions(conn, f, limit)
             found = sessions.ranked(conn, f, limit)
         return [
@@ -428,7 +428,7 @@ class Reports:
         """Actors of type agent with their calls, errors, cost and latency."""
         f = self._filters(filters, kwargs)
         with self._connect() as conn:
-            if actors.usable(f):
+            if f.project_and_time_only():
                 return _agents(actors.by_actor(conn, f, agents=True))
             groups = collect(
                 conn, f, ["actor"], histograms="latency", extra=events.c.actor_type == "agent"

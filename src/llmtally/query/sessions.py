@@ -25,12 +25,6 @@ FIELDS = ("project", "session_id", "actor_id", "turns", "errors", "cost_usd", "p
           "input_tokens", "output_tokens", "cache_read_tokens", "first_at", "last_at")  # fmt: skip
 
 
-def usable(f: Filters) -> bool:
-    """Whether session totals can answer under these filters (only project and time)."""
-    return all(getattr(f, name) is None for name in ("feature", "model", "provider", "status",
-                                                       "actor"))  # fmt: skip
-
-
 def _rank(row: Row) -> tuple[Any, ...]:
     return (-row["cost_usd"], -row["turns"], row["session_id"])
 
