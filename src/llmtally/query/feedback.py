@@ -122,7 +122,7 @@ def _raw(
         .where(fb.c.kind == "feedback")
         .where(f.raw_where(("llm_call",), since, until, table=call))
     )  # fmt: skip
-    per_call: dict[Any, list[Any]] = {}
+    per_call: dict[Any, tuple[Any, Any, list[store_feedback.Signal]]] = {}
     for call_id, key, latency, rating, regenerated, edited in conn.execute(query):
         d = out.get(key)
         if d is None:
@@ -132,12 +132,9 @@ def _raw(
         d[2] += rating == "down"
         d[3] += bool(regenerated)
         d[4] += bool(edited)
-        signals = per_call.setdefault(call_id, [key, latency, False, False])
-        signals[2] = signals[2] or bool(regenerated)
-        signals[3] = signals[3] or bool(edited)
-    for key, latency, regenerated, edited in per_call.values():
-        slow = latency is not None and latency > slow_ms
-        out[key][_RATED + (int(regenerated) | int(edited) << 1 | int(slow) << 2)] += 1
+        per_call.setdefault(call_id, (key, latency, []))[2].append((rating, regenerated, edited))
+    for key, latency, signals in per_call.values():
+        out[key][_RATED + store_feedback.category(signals, latency, slow_ms)] += 1
 
 
 def rows(

@@ -46,13 +46,13 @@ CallInfo = tuple[Any, ...]
 Signal = tuple[Any, Any, Any]  # (rating, regenerated, edited) of one feedback event
 
 
-def category(signals: Iterable[Signal], latency: float | None) -> int:
+def category(signals: Iterable[Signal], latency: float | None, slow_ms: float = SLOW_MS) -> int:
     """The rated-call combination of a call with these feedback signals."""
     regenerated = edited = False
     for _rating, regen, edit in signals:
         regenerated = regenerated or bool(regen)
         edited = edited or bool(edit)
-    slow = latency is not None and latency > SLOW_MS
+    slow = latency is not None and latency > slow_ms
     return int(regenerated) | int(edited) << 1 | int(slow) << 2
 
 
