@@ -8,6 +8,7 @@ import click
 
 from llmtally.cli.common import CliGroup, db_option, opened_store
 from llmtally.cli.output import console, output_options, render, render_pairs
+from llmtally.pipeline import deadletter
 from llmtally.pipeline.journal import spool_status
 from llmtally.query import catalog
 from llmtally.store import migrate
@@ -48,7 +49,13 @@ def db_status(db: str, fmt: str) -> None:
 
 _PIPELINE_KEYS = (
     "pid", "queued", "written", "duplicates", "spooled", "overflowed", "replayed", "rejected",
-    "sampled_out", "invalid", "retries", "circuit_open", "pending", "queue_depth", "last_error",
+    "dead_letters", "dropped", "sampled_out", "invalid", "retries", "circuit_open", "pending",
+    "queue_depth", "journal_bytes", "journal_segments", "journal_error", "last_error",
+    "last_error_at",
+)  # fmt: skip
+_SUMMED = (
+    "queued", "written", "spooled", "replayed", "rejected", "dropped", "retries", "pending",
+    "journal_bytes",
 )  # fmt: skip
 
 
@@ -71,10 +78,16 @@ def status(db: str, spool_dir: str | None, fmt: str) -> None:
     live, orphaned = spool_status(spool)
     row["spool_dir"] = str(spool)
     row["spool_files_awaiting_recovery"] = len(orphaned)
+    row["spool_bytes_awaiting_recovery"] = sum(_size(path) for path in orphaned)
+    row["dead_letters"] = deadletter.count(spool)
     pipelines = [{key: p.get(key) for key in _PIPELINE_KEYS} for p in live]
+    errors = [p for p in pipelines if p.get("last_error") or p.get("journal_error")]
+    row["last_error"] = (
+        (errors[0].get("last_error") or errors[0].get("journal_error")) if errors else None
+    )
     if fmt != "table":
         # JSON/CSV stay one flat row: pipeline counters are summed over live processes
-        for key in ("queued", "written", "spooled", "replayed", "rejected", "retries"):
+        for key in _SUMMED:
             row[f"pipeline_{key}"] = sum(int(p.get(key) or 0) for p in pipelines)
         row["pipelines"] = len(pipelines)
         render([row], fmt)
@@ -91,8 +104,20 @@ def status(db: str, spool_dir: str | None, fmt: str) -> None:
             f"[yellow]{len(orphaned)} spool file(s) of stopped processes await recovery; "
             "the next process that records to this database writes them.[/yellow]"
         )
+    if row["dead_letters"]:
+        console().print(
+            f"[yellow]{row['dead_letters']} event(s) were refused by the store and are kept "
+            f"in {spool}/dead-*.jsonl with the reason.[/yellow]"
+        )
     if placeholders:
         render(placeholders, fmt, title="Models without a known price (their cost is null)")
         click.echo(
             "Add them to [custom_pricing] in the config file, then run `llmtally prices recompute`."
         )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

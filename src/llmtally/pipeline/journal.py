@@ -1,10 +1,18 @@
 """The local spool: append-only JSON-lines segments that make the pipeline lossless.
 
-Every item the pipeline accepts is appended here (by the spooler thread, or by the caller
-itself when the in-memory queue is full) before the store sees it, and a segment is
-deleted only once everything in it is committed to the store. ``os.write`` puts the
-bytes in the OS page cache, which survives the process being killed (``kill -9``); with
-``fsync_interval`` set they are also forced to disk (survives power loss).
+A batch that is not committed to the store within ``spool_interval`` is appended here
+(by the spooler thread; callers append to an overflow segment themselves when the
+in-memory queue is full). ``os.write`` puts the bytes in the OS page cache, which
+survives the process being killed (``kill -9``); with ``fsync_interval`` set they are
+also forced to disk (survives power loss).
+
+A main segment is deleted only when every batch journaled in it is committed: each
+segment counts the uncommitted batches it holds (``append`` adds one, ``release``
+takes one away), so a batch that could not be journaled, or a failed write, can never
+free a segment that still holds events. A write that fails half way is cut off and the
+journal continues in a new segment, so a torn line can never merge with a later one.
+The journal's own segments never exceed ``max_bytes`` together: an append that would
+raises ``SpoolFull`` and the caller counts what it could not keep.
 
 Layout of ``spool_dir`` (one directory per database)::
 
@@ -12,6 +20,7 @@ Layout of ``spool_dir`` (one directory per database)::
     <owner>-000001.jsonl      main journal segments, in order
     <owner>-ovf-000001.jsonl  overflow segments written by callers when the queue was full
     stats-<owner>.json        the owner's counters, for ``llmtally status``
+    dead-<owner>.jsonl        events the store refused, with the reason (``deadletter``)
 
 ``<owner>`` is ``<pid>-<random>``. A process that finds a ``.lock`` it can take (its
 owner died) replays that owner's segments into the store and deletes them; duplicates
@@ -21,6 +30,7 @@ are harmless because ``event_id`` makes every write idempotent.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -33,12 +43,19 @@ from typing import Any
 
 import orjson
 
-from llmtally.pipeline.process import Identify
+from llmtally.pipeline.process import Identify, clean_item
 
 log = logging.getLogger("llmtally")
 
 _SEGMENT = re.compile(r"^(?P<owner>\d+-[0-9a-f]+)-(?P<ovf>ovf-)?(?P<seq>\d{6})\.jsonl$")
 Position = tuple[int, int]  # (segment sequence number, byte offset)
+
+
+class SpoolFull(OSError):
+    """Appending would take this process's spool past ``spool_max_bytes``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(errno.ENOSPC, f"spool_max_bytes reached ({size:,} of {limit:,} bytes)")
 
 
 def _default(value: Any) -> Any:
@@ -48,7 +65,12 @@ def _default(value: Any) -> Any:
 
 
 def encode(item: dict[str, Any] | Identify) -> bytes:
-    """One journal line (with the trailing newline) for a queued item."""
+    """One journal line (with the trailing newline) for a queued item.
+
+    Lone surrogates (text from a bad decode) cannot be UTF-8: they are replaced by
+    U+FFFD, the same normalization the writer applies before storing. Raises TypeError
+    only for a value no event can hold.
+    """
     if isinstance(item, Identify):
         payload: Any = {"__identify__": [
             item.actor_type, item.actor_id, item.display_name, item.real_name,
@@ -56,7 +78,13 @@ def encode(item: dict[str, Any] | Identify) -> bytes:
         ]}  # fmt: skip
     else:
         payload = item
-    return orjson.dumps(payload, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+    try:
+        return orjson.dumps(payload, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        cleaned = clean_item(item)
+        if cleaned is item:
+            raise
+        return encode(cleaned)
 
 
 def decode(line: bytes) -> dict[str, Any] | Identify:
@@ -73,117 +101,194 @@ def decode(line: bytes) -> dict[str, Any] | Identify:
 class Journal:
     """The journal of this process: main segments, overflow segments and the owner lock."""
 
-    def __init__(self, directory: Path, *, segment_bytes: int = 8 << 20) -> None:
+    def __init__(
+        self, directory: Path, *, segment_bytes: int = 8 << 20, max_bytes: int = 1 << 30
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.dir = directory
         self.owner = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.segment_bytes = segment_bytes
+        self.max_bytes = max_bytes
         self._lock_fd = os.open(directory / f"{self.owner}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # one lock for all state below: the spooler appends, the writer releases, callers
+        # append overflow; every step under it is a syscall or two, never store work
+        self._lock = threading.Lock()
         self.seq = 1
         self.offset = 0
-        self._fd = self._open(self.seq)
-        self._lock = threading.Lock()  # the live segment's descriptor is swapped on release
+        self._fd: int | None = None  # opened on the first append
+        self._refs: dict[int, int] = {}  # segment -> uncommitted batches in it
+        self._sizes: dict[int, int] = {}  # segment -> bytes, for every main segment on disk
         self._ovf_seq = 0
         self._ovf_fd: int | None = None
+        self._ovf_size = 0
+        self._sealed: dict[Path, int] = {}  # sealed overflow files awaiting replay -> bytes
+        self.bytes = 0  # everything this process has on disk in the spool
 
     def path(self, seq: int, *, overflow: bool = False) -> Path:
         """File of one segment."""
         middle = "ovf-" if overflow else ""
         return self.dir / f"{self.owner}-{middle}{seq:06d}.jsonl"
 
-    def _open(self, seq: int) -> int:
-        return os.open(self.path(seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    @property
+    def segments(self) -> int:
+        """Files of this process in the spool (main and overflow)."""
+        with self._lock:
+            return len(self._sizes) + len(self._sealed) + (self._ovf_fd is not None)
 
-    # -- main journal (spooler thread only) ------------------------------------------------
+    def _room(self, size: int) -> None:
+        if self.bytes + size > self.max_bytes:
+            raise SpoolFull(self.bytes + size, self.max_bytes)
+
+    # -- main journal (spooler thread) ------------------------------------------------------
 
     def append(self, data: bytes | bytearray) -> tuple[Position, Position]:
-        """Append encoded lines; return the start and end positions they occupy."""
-        with self._lock:
-            return self._append(data)
+        """Append one batch's lines; return its start and end. Raises OSError (or SpoolFull).
 
-    def _append(self, data: bytes | bytearray) -> tuple[Position, Position]:
-        if self.offset and self.offset + len(data) > self.segment_bytes:
-            os.close(self._fd)
-            self.seq += 1
-            self.offset = 0
-            self._fd = self._open(self.seq)
-        start = (self.seq, self.offset)
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        self.offset += len(data)
-        return start, (self.seq, self.offset)
+        The batch counts as uncommitted in its segment until ``release``.
+        """
+        with self._lock:
+            self._room(len(data))
+            if self.offset and self.offset + len(data) > self.segment_bytes:
+                self._rotate()
+            if self._fd is None:
+                self._fd = os.open(
+                    self.path(self.seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+                )
+                self._sizes.setdefault(self.seq, 0)
+            start = (self.seq, self.offset)
+            try:
+                _write_all(self._fd, data)
+            except OSError:
+                # a torn tail: cut it off, and go on in a new segment so that nothing
+                # appended later can ever follow a partial line
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self.offset)
+                self._rotate()
+                raise
+            self.offset += len(data)
+            self._sizes[self.seq] = self.offset
+            self.bytes += len(data)
+            self._refs[self.seq] = self._refs.get(self.seq, 0) + 1
+            return start, (self.seq, self.offset)
+
+    def _rotate(self) -> None:
+        """Close the live segment (deleting it if nothing in it is pending); start the next."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        old = self.seq
+        self.seq += 1
+        self.offset = 0
+        self._drop_if_done(old)
+
+    def _drop_if_done(self, seq: int) -> None:
+        if self._refs.get(seq, 0) or seq == self.seq:
+            return
+        self._refs.pop(seq, None)
+        size = self._sizes.pop(seq, None)
+        if size is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path(seq).unlink()
+        self.bytes -= size
+
+    def release(self, seq: int) -> None:
+        """One batch journaled in segment ``seq`` is committed; delete what nothing needs."""
+        with self._lock:
+            left = self._refs.get(seq, 0) - 1
+            self._refs[seq] = max(0, left)
+            if left > 0:
+                return
+            if seq == self.seq:
+                if self.offset:  # the live segment holds only committed batches: restart it
+                    self._rotate()
+            else:
+                self._drop_if_done(seq)
+
+    def pending_segments(self) -> int:
+        """Main segments still holding uncommitted batches."""
+        with self._lock:
+            return sum(1 for refs in self._refs.values() if refs)
 
     def sync(self) -> None:
         """Force the current segment to disk (power-loss durability)."""
         with self._lock:
-            os.fsync(self._fd)
+            if self._fd is not None:
+                os.fsync(self._fd)
 
-    def end(self) -> Position:
-        """Position just after the last appended byte."""
-        return (self.seq, self.offset)
-
-    # -- overflow (callers, under the writer's overflow lock) -------------------------------
+    # -- overflow (callers, when the queue is full) -----------------------------------------
 
     def append_overflow(self, data: bytes) -> None:
-        """Append to the current overflow segment (opened on first use)."""
-        if self._ovf_fd is None:
-            self._ovf_seq += 1
-            self._ovf_fd = os.open(
-                self.path(self._ovf_seq, overflow=True),
-                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                0o600,
-            )
-        os.write(self._ovf_fd, data)
+        """Append to the current overflow segment (opened on first use). Raises OSError."""
+        with self._lock:
+            self._room(len(data))
+            if self._ovf_fd is None:
+                self._ovf_seq += 1
+                self._ovf_fd = os.open(
+                    self.path(self._ovf_seq, overflow=True),
+                    os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                    0o600,
+                )
+                self._ovf_size = 0
+            try:
+                _write_all(self._ovf_fd, data)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._ovf_fd, self._ovf_size)
+                self._seal_overflow()  # the next line starts a new file
+                raise
+            self._ovf_size += len(data)
+            self.bytes += len(data)
 
     def seal_overflow(self) -> Path | None:
         """Close the current overflow segment so it can be replayed; None if there is none."""
+        with self._lock:
+            return self._seal_overflow()
+
+    def _seal_overflow(self) -> Path | None:
         if self._ovf_fd is None:
             return None
-        os.close(self._ovf_fd)
+        with contextlib.suppress(OSError):
+            os.close(self._ovf_fd)
         self._ovf_fd = None
-        return self.path(self._ovf_seq, overflow=True)
+        path = self.path(self._ovf_seq, overflow=True)
+        self._sealed[path] = self._ovf_size
+        return path
 
-    # -- reading and cleanup (store-writer thread) ------------------------------------------
+    def remove_sealed(self, path: Path) -> None:
+        """A sealed overflow segment is replayed: delete it."""
+        with self._lock:
+            path.unlink(missing_ok=True)
+            self.bytes -= self._sealed.pop(path, 0)
 
-    def read_range(self, start: Position, end: Position) -> list[Any]:
-        """The items appended between ``start`` and ``end`` (one batch, one segment)."""
+    def sealed(self) -> list[Path]:
+        """Sealed overflow segments not replayed yet, oldest first."""
+        with self._lock:
+            return sorted(self._sealed, key=lambda p: p.name)
+
+    # -- reading and cleanup -----------------------------------------------------------------
+
+    def read_range(self, start: Position, end: Position) -> tuple[list[Any], int]:
+        """The items of one journaled batch, and how many of its lines could not be read."""
         with open(self.path(start[0]), "rb") as fh:
             fh.seek(start[1])
             data = fh.read(end[1] - start[1])
-        items = [_safe_decode(line) for line in data.splitlines()]
-        return [item for item in items if item is not None]
+        lines = data.splitlines()
+        items = [item for item in map(_safe_decode, lines) if item is not None]
+        return items, len(lines) - len(items)
 
-    def release_before(self, position: Position) -> None:
-        """Delete main segments wholly before ``position`` (everything in them is committed)."""
-        for seq in range(max(1, position[0] - 64), position[0]):
-            with contextlib.suppress(FileNotFoundError):
-                self.path(seq).unlink()
-
-    def release_all(self) -> None:
-        """Everything journaled is committed: delete old segments and restart the live one."""
-        self.release_before((self.seq, 0))
+    def close(self) -> None:
+        """Close files; drop the lock file when nothing of this process is left on disk."""
         with self._lock:
-            if not self.offset:
-                return
-            os.close(self._fd)
-            self.path(self.seq).unlink(missing_ok=True)
-            self.seq += 1
-            self.offset = 0
-            self._fd = self._open(self.seq)
-
-    def close(self, *, remove_empty: bool = True) -> None:
-        """Close files; drop the lock file and the live segment when nothing is pending."""
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
-        if self._ovf_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._ovf_fd)
-            self._ovf_fd = None
-        if remove_empty and self.offset == 0:
-            self.path(self.seq).unlink(missing_ok=True)
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
+                if not self._refs.get(self.seq):
+                    self.path(self.seq).unlink(missing_ok=True)
+            self._seal_overflow()
         pending = list(self.dir.glob(f"{self.owner}-*.jsonl"))
         if not pending:
             (self.dir / f"{self.owner}.lock").unlink(missing_ok=True)
@@ -197,6 +302,12 @@ class Journal:
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _safe_decode(line: bytes) -> Any:

@@ -21,7 +21,7 @@ from llmtally.capture.build import COMPLETION_KEY, PROMPT_KEY
 from llmtally.capture.event import COLUMN_NAMES, FIELDS
 from llmtally.capture.pricing import PriceBook, PriceInfo
 from llmtally.capture.redact import Redactor, prompt_fingerprint
-from llmtally.store.base import Batch
+from llmtally.store.base import Batch, encodable
 
 log = logging.getLogger("llmtally")
 
@@ -43,6 +43,29 @@ class Identify:
     email: str | None
     at: float
 
+    def names(self) -> tuple[str | None, ...]:
+        """The enrichment values, in column order."""
+        return (self.display_name, self.real_name, self.timezone, self.email)
+
+
+def clean_item(item: Any) -> Any:
+    """A copy of a queued event whose strings are all UTF-8 encodable; ``item`` if they are."""
+    if isinstance(item, Identify):
+        name, real, zone, email = (None if t is None else encodable(t) for t in item.names())
+        actor = encodable(item.actor_id)
+        return Identify(item.actor_type, actor, name, real, zone, email, item.at)
+    if not isinstance(item, dict):
+        return item
+    dirty = [
+        key for key, value in item.items() if type(value) is str and encodable(value) is not value
+    ]
+    if not dirty:
+        return item
+    cleaned = dict(item)
+    for key in dirty:
+        cleaned[key] = encodable(item[key])
+    return cleaned
+
 
 class Processor:
     """Builds store batches from queued items."""
@@ -61,14 +84,14 @@ class Processor:
         self._ts = ts
         self._registered: dict[tuple[str, str], float] = {}
         self._warned: set[tuple[str, str]] = set()
-        self._rejected = 0
+        self._rejected: list[tuple[Any, str]] = []
         self._lock = threading.Lock()
 
-    def take_rejected(self) -> int:
-        """How many events were rejected since the last call."""
+    def take_rejected(self) -> list[tuple[Any, str]]:
+        """The items refused since the last call, each with the reason."""
         with self._lock:
-            count, self._rejected = self._rejected, 0
-        return count
+            taken, self._rejected = self._rejected, []
+        return taken
 
     def batch(self, items: Iterable[dict[str, Any] | Identify]) -> Batch:
         """Turn queued items into one batch of rows and upserts."""
@@ -77,14 +100,13 @@ class Processor:
         ts = self._ts
         for item in items:
             if isinstance(item, Identify):
+                item = clean_item(item)
                 key = (item.actor_type, item.actor_id)
                 stamp = ts(item.at)
                 known = actors.setdefault(
                     key, [item.actor_type, item.actor_id, None, None, None, None, stamp, stamp]
                 )
-                for index, value in enumerate(
-                    (item.display_name, item.real_name, item.timezone, item.email), start=2
-                ):
+                for index, value in enumerate(item.names(), start=2):
                     if value is not None:
                         known[index] = value
                 known[6] = min(known[6], stamp)
@@ -92,11 +114,9 @@ class Processor:
                 continue
             try:
                 row = self.row(item, batch)
-            except (
-                Exception
-            ) as exc:  # one bad event (e.g. a corrupt spool line) must not block the rest
+            except Exception as exc:  # one bad event (a corrupt spool line) must not block the rest
                 with self._lock:  # the spooler and the writer both build batches
-                    self._rejected += 1
+                    self._rejected.append((item, f"{type(exc).__name__}: {exc}"))
                 log.warning("llmtally: event %s rejected: %s", _event_id(item), exc)
                 continue
             batch.events.append(row)
@@ -119,7 +139,7 @@ class Processor:
         The queued dict may be journaled by the spooler at the same time, so all work
         happens on a merged copy (which also puts the columns in order, in C).
         """
-        event = {**_EMPTY_ROW, **item}
+        event = {**_EMPTY_ROW, **clean_item(item)}
         if len(event) != _N_COLUMNS:
             self._take_text(event)
         redact = self._redact

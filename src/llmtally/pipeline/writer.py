@@ -2,26 +2,40 @@
 
 Three stages::
 
-    caller ──put──▶ queue ──spooler thread──▶ journal (disk) ──▶ store-writer thread ──▶ store
-                       │                          ▲  └── in-memory handoff (fast path)
-                       └── full? the caller appends to an overflow segment itself
+    caller ──put──▶ queue ──spooler thread──▶ batch ──in memory──▶ store-writer thread ──▶ store
+                       │                        └─ journal (disk) when not committed within
+                       └── full? the caller appends   spool_interval, or when the store is behind
+                           to an overflow segment itself
 
 * The caller pays for one ``SimpleQueue.put`` (no JSON, no SQL, no lock, no logging).
-* The spooler drains the queue at least every ``spool_interval`` seconds, appends the
-  items to this process's journal and hands the same batch to the store writer in
-  memory. When the store writer is behind (slow or dead store), the in-memory copy is
-  dropped and the writer later reads the backlog back from the journal: memory stays
-  bounded by ``queue_size`` plus a few batches, whatever the outage length.
-* The store writer commits batches in journal order, retrying with capped exponential
-  backoff and jitter; after ``circuit_threshold`` consecutive failures the circuit opens
-  (logged once) and the writer only probes every ``max_backoff`` seconds until a write
-  succeeds. Committed journal segments are deleted.
+  The threads start with the first event (or ``flush``), so a process that forks
+  workers before recording (gunicorn ``--preload``) forks with no llmtally thread.
+* The spooler drains the queue at least every ``spool_interval`` seconds into batches
+  and hands them to the store writer in memory; a batch not committed in time is
+  appended to this process's journal. When the store writer is behind (slow or dead
+  store) the in-memory copies of journaled batches are dropped and read back later:
+  memory stays bounded by ``queue_size`` plus a few batches, whatever the outage length.
+* When the journal cannot take a batch (disk full, ``spool_max_bytes`` reached, an I/O
+  error) the batch stays in memory, up to ``_MAX_UNSPOOLED`` batches; beyond that the
+  oldest of them is dropped and counted in ``dropped``: memory is bounded even then, and
+  nothing vanishes without a counter. ``stats()["journal_error"]`` says why.
+* The store writer commits batches in order, retrying faults (connection lost, database
+  locked) with capped exponential backoff and jitter; after ``circuit_threshold``
+  consecutive failures the circuit opens (logged once) and the writer probes every
+  ``max_backoff`` seconds. Rows the store refuses because of their data are isolated by
+  the store and kept as dead letters (``pipeline.deadletter``) with the reason, so a
+  poisoned event is never retried and never replayed first by the next process.
 * On start the writer replays journals left by dead processes (``kill -9``, power loss
   with ``fsync_interval``): their lock is free. ``event_id`` makes replays exactly-once.
 
 Durability: an item handed to the pipeline more than ``spool_interval`` (default 0.2 s,
 plus scheduling delay) before the process is killed is in the journal and is recovered
 by the next process that opens the same database with the same ``spool_dir``.
+
+Fork: before ``os.fork()`` the forking thread waits (at most ``_FORK_WAIT`` seconds) for
+the background threads to finish the driver call or import they are in, so the child
+never inherits a lock held by a thread that does not exist there; the child gets its
+own queue, journal and (lazily started) threads.
 """
 
 from __future__ import annotations
@@ -36,7 +50,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,23 +58,27 @@ from typing import Any
 import orjson
 
 from llmtally.pipeline import journal as jr
+from llmtally.pipeline.deadletter import DeadLetters
 from llmtally.pipeline.process import Identify, Processor
 from llmtally.store.base import Batch, Store
 
 log = logging.getLogger("llmtally")
 
 _STOP = object()
-_MEMORY_BATCHES = 4  # batches kept in memory beyond the one being written
+_MEMORY_BATCHES = 4  # journaled batches kept in memory beyond the one being written
+_MAX_UNSPOOLED = 16  # batches kept in memory while the journal cannot take them
+_JOURNAL_RETRY = 1.0  # seconds between journal attempts after a failed one
 _STATS_EVERY = 2.0
 _ORPHAN_SCAN_EVERY = 30.0
+_FORK_WAIT = 2.0
 
 
 class _Batch:
     """Items handed from the spooler to the writer; journaled when not committed in time."""
 
     __slots__ = (
-        "committed", "created", "end", "items", "journaling", "rows", "seq", "size", "start",
-        "taken",
+        "committed", "created", "dropped", "end", "items", "journaling", "rows", "seq", "size",
+        "start", "taken",
     )  # fmt: skip
 
     def __init__(self, seq: int, items: list[Any], created: float) -> None:
@@ -74,6 +92,7 @@ class _Batch:
         self.journaling = False
         self.taken = False  # the writer is committing it from memory
         self.committed = False
+        self.dropped = False  # neither journaled nor kept: counted in ``dropped``
 
 
 class _Marker:
@@ -96,8 +115,9 @@ class Counters:
     duplicates: int = 0  # events the store already had (replays, retries, resends)
     spooled: int = 0  # events read back from the journal instead of memory (backlog)
     replayed: int = 0  # items recovered from dead processes' journals and overflow
-    rejected: int = 0  # events refused (unserializable, or by the store) and logged
-    dropped: int = 0  # events lost because the spool hit spool_max_bytes
+    rejected: int = 0  # events refused (by the store, or unbuildable) and kept as dead letters
+    dead_letters: int = 0  # refused events kept in this process's dead-letter file
+    dropped: int = 0  # events lost: the spool was full or unwritable while the store was down
     retries: int = 0  # failed store writes that were retried
     circuit_opens: int = 0
     batches: int = 0
@@ -108,14 +128,28 @@ class Counters:
 _open_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
 
 
-def _restart_writers_in_child() -> None:
+def _before_fork() -> None:
+    for writer in list(_open_writers):
+        writer._fork_prepare()
+
+
+def _after_fork_in_parent() -> None:
+    for writer in list(_open_writers):
+        writer._fork_release()
+
+
+def _after_fork_in_child() -> None:
     for writer in list(_open_writers):
         writer._after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
     # one hook for all writers: a per-writer hook would keep every writer alive forever
-    os.register_at_fork(after_in_child=_restart_writers_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 class Writer:
@@ -167,6 +201,8 @@ class Writer:
         self.counters = Counters()
         self.circuit_open = False
         self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.journal_error: str | None = None
         self.ready = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._cond = threading.Condition()
@@ -180,25 +216,47 @@ class Writer:
         self._markers: list[_Marker] = []
         self._overflow_lock = threading.Lock()
         self._overflow_pending = False
-        self._warned_disk = False
+        self._journal_retry_at = 0.0
+        self._writing_since: float | None = None
         self._abandon = threading.Event()
         self._closed = False
         self._close_lock = threading.Lock()
-        self._journal = jr.Journal(self._spool_dir)
+        # held by a background thread while it is inside a driver call or an import: the
+        # before-fork hook waits for them so a child never inherits them locked
+        self._spool_gate = threading.Lock()
+        self._write_gate = threading.Lock()
+        self._fork_held: list[threading.Lock] = []
+        self._journal = jr.Journal(self._spool_dir, max_bytes=self._spool_max_bytes)
+        self._dead = DeadLetters(self._spool_dir, self._journal.owner)
         self._processor: Processor | None = None  # set by the writer once the store is ready
+        self._started = False
+        self._start_lock = threading.Lock()
         self._spooler = threading.Thread(
             target=self._spool_loop, name="llmtally-spooler", daemon=True
         )
         self._writer = threading.Thread(
             target=self._write_loop, name="llmtally-writer", daemon=True
         )
-        self._spooler.start()
-        self._writer.start()
+
+    def _start(self) -> bool:
+        """Start the background threads (once); False if threads cannot start any more."""
+        with self._start_lock:
+            if not self._started:
+                try:
+                    self._spooler.start()
+                    self._writer.start()
+                except RuntimeError:  # interpreter shutdown: the journal keeps what comes
+                    return False
+                self._started = True
+        return True
 
     # -- caller side -------------------------------------------------------------------
 
     def put(self, item: dict[str, Any] | Identify) -> None:
         """Hand an item to the pipeline: a queue put, or a journal append when the queue is full."""
+        if not self._started and not self._start():
+            self._overflow(item)
+            return
         q = self._queue
         if q.qsize() < self._queue_size:
             q.put(item)
@@ -206,31 +264,41 @@ class Writer:
         self._overflow(item)
 
     def _overflow(self, item: dict[str, Any] | Identify) -> None:
-        # Rare path (the spooler is behind): never drop, never wait for the store.
+        # Rare path (the spooler is behind): never wait for the store, never raise.
         try:
             line = jr.encode(item)
         except TypeError as exc:
-            self._reject_unencodable(item, exc)
+            self._reject([(item, f"cannot be serialized: {exc}")])
             return
         try:
             with self._overflow_lock:
                 self._journal.append_overflow(line)
                 self._overflow_pending = True
-        except OSError as exc:  # disk full or gone: lose this event, never raise into the app
-            self.counters.dropped += 1
-            if not self._warned_disk:
-                self._warned_disk = True
-                log.error("llmtally: cannot spool (%s); events are being dropped", exc)
+                self.journal_error = None
+        except OSError as exc:  # disk full or gone, or spool_max_bytes: never raise
+            self._journal_failed(exc)
+            if self._queue.qsize() < 2 * self._queue_size:
+                self._queue.put(item)  # a little more memory rather than a loss
+            else:
+                self.counters.dropped += 1
             return
         self.counters.overflowed += 1
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything handed over so far is in the store; False on timeout."""
+        """Wait until everything handed over so far is in the store; False on timeout.
+
+        A timeout is logged with what is pending and why.
+        """
         if self._closed:
             return not self._batches and not self._overflow_pending
+        if not self._started and not self._start():
+            return False
         marker = _Marker()
         self._queue.put(marker)
-        return marker.done.wait(timeout)
+        if marker.done.wait(timeout):
+            return True
+        log.warning("llmtally: flush timed out after %.1fs: %s", timeout, self.pending_summary())
+        return False
 
     def close(self, timeout: float = 5.0) -> bool:
         """Flush within ``timeout`` and stop; what is not committed stays in the journal."""
@@ -240,45 +308,131 @@ class Writer:
             self._closed = True
         atexit.unregister(self._atexit)
         _open_writers.discard(self)
+        if not self._started:
+            self._journal.close()
+            return True
         deadline = time.monotonic() + timeout
         self._queue.put(_STOP)
         self._spooler.join(max(0.0, deadline - time.monotonic()))
         self._writer.join(max(0.0, deadline - time.monotonic()))
         clean = not self._writer.is_alive()
         if not clean:
+            summary = self.pending_summary()
             self._abandon.set()  # the journal keeps the rest for the next start
             self._writer.join(1.0)
             log.warning(
-                "llmtally: store not reachable within %.1fs at close; unwritten events stay "
-                "in the spool (%s) and are written by the next start",
+                "llmtally: close timed out after %.1fs: %s; the journal keeps them for the "
+                "next start",
                 timeout,
-                self._spool_dir,
+                summary,
             )
         if not self._spooler.is_alive() and not self._writer.is_alive():
             self._journal.close()
         return clean
 
     def stats(self) -> dict[str, Any]:
-        """Counters plus the current state of the queue, backlog and circuit."""
+        """Counters plus the current state of the queue, backlog, journal and circuit."""
         data: dict[str, Any] = asdict(self.counters)
         with self._cond:
-            pending = sum(b.size for b in self._batches)
+            pending = sum(b.size for b in self._batches if not b.dropped)
             in_memory = sum(b.size for b in self._batches if b.items is not None)
+            journaled = sum(b.size for b in self._batches if b.start is not None)
         data.update(
             queue_depth=self._queue.qsize(),
             pending=pending,
             pending_in_memory=in_memory,
+            pending_in_journal=journaled,
+            journal_bytes=self._journal.bytes,
+            journal_segments=self._journal.segments,
+            journal_error=self.journal_error,
             circuit_open=self.circuit_open,
             store_ready=self.ready.is_set(),
             last_error=self.last_error,
+            last_error_at=self.last_error_at,
             spool_dir=str(self._spool_dir),
         )
         return data
+
+    def pending_summary(self) -> str:
+        """What is still pending and why, in one sentence (for timeouts)."""
+        stats = self.stats()
+        pending = stats["pending"] + stats["queue_depth"]
+        where = f"{pending:,} events pending ({stats['pending_in_journal']:,} in the journal"
+        if self._overflow_pending:
+            where += ", plus events callers spooled while the queue was full"
+        where += f" at {self._spool_dir})"
+        if not self.ready.is_set():
+            why = f"the store is not reachable ({self.last_error or 'still connecting'})"
+        elif self.last_error is not None:
+            why = f"store writes are failing ({self.last_error})"
+        elif (since := self._writing_since) is not None and time.monotonic() - since > 1.0:
+            why = (
+                f"a store write has been in progress for {time.monotonic() - since:.1f}s "
+                "(the database is locked by another writer, or slow)"
+            )
+        else:
+            why = "the store is reachable but behind"
+        return f"{where}: {why}"
+
+    # -- fork ----------------------------------------------------------------------------
+
+    def _fork_prepare(self) -> None:
+        if not self._started:
+            return
+        deadline = time.monotonic() + _FORK_WAIT
+        for gate in (self._spool_gate, self._write_gate):
+            if gate.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                self._fork_held.append(gate)
+
+    def _fork_release(self) -> None:
+        held, self._fork_held = self._fork_held, []
+        for gate in held:
+            gate.release()
 
     def _after_fork_in_child(self) -> None:
         # threads do not survive fork: a child gets its own queue, journal and threads
         self._journal.forget_after_fork()
         self._setup()
+
+    # -- errors --------------------------------------------------------------------------
+
+    def _store_failed(self, exc: BaseException) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error_at = time.time()
+
+    def _store_recovered(self) -> None:
+        self.last_error = None
+        self.last_error_at = None
+
+    def _journal_failed(self, exc: OSError) -> None:
+        first = self.journal_error is None
+        self.journal_error = f"{type(exc).__name__}: {exc}"
+        self._journal_retry_at = time.monotonic() + _JOURNAL_RETRY
+        if first:
+            log.error(
+                "llmtally: cannot write the spool in %s (%s); while the store is also behind, "
+                "events beyond %d batches in memory are dropped and counted",
+                self._spool_dir,
+                self.journal_error,
+                _MAX_UNSPOOLED,
+            )
+
+    def _reject(self, refused: list[tuple[Any, str]]) -> None:
+        """Keep refused events as dead letters (or count them dropped if even that fails)."""
+        c = self.counters
+        for item, reason in refused:
+            c.rejected += 1
+            if self._dead.add(item, reason):
+                c.dead_letters += 1
+            else:
+                c.dropped += 1
+        if refused:
+            log.warning(
+                "llmtally: %d event(s) refused and kept in %s; first: %s",
+                len(refused),
+                self._dead.path,
+                refused[0][1],
+            )
 
     # -- spooler thread ------------------------------------------------------------------
 
@@ -287,7 +441,7 @@ class Writer:
             try:
                 self._spool_until_stopped()
                 return
-            except Exception:  # a bug or a full disk must not end the pipeline
+            except Exception:  # a bug must not end the pipeline
                 log.exception("llmtally: spooler error; continuing")
                 time.sleep(0.1)
 
@@ -317,7 +471,8 @@ class Writer:
                 and self._fsync_interval is not None
                 and (stop or now - last_sync >= self._fsync_interval)
             ):
-                self._journal.sync()
+                with contextlib.suppress(OSError):
+                    self._journal.sync()
                 last_sync = now
             if markers or stop:
                 with self._cond:
@@ -361,12 +516,16 @@ class Writer:
         a slow or dead store costs disk, not memory. Returns whether anything was written.
         Work is proportional to what is due: both queues are consumed from the left.
         """
+        if not force and now < self._journal_retry_at:
+            with self._cond:
+                self._bound_memory()
+            return False
         due: list[_Batch] = []
         with self._cond:
             waiting = self._unjournaled
             while waiting:
                 b = waiting[0]
-                if b.committed:
+                if b.committed or b.dropped:
                     waiting.popleft()
                     continue
                 if not (
@@ -380,48 +539,85 @@ class Writer:
                 due.append(b)
                 if not force and len(due) + _MEMORY_BATCHES >= self._in_memory:
                     break
+        failed: list[_Batch] = []
+        wrote = False
         for b in due:
-            data = self._encode(b.items or [])
-            try:
-                position = self._journal.append(data) if data else None
-            except OSError as exc:  # disk trouble: the batch stays in memory, unjournaled
-                if not self._warned_disk:
-                    self._warned_disk = True
-                    log.error("llmtally: cannot write the spool (%s)", exc)
-                position = None
+            data = self._encode(b)
+            position: tuple[jr.Position, jr.Position] | None = None
+            if data and not failed:  # after one failure, keep the order: retry all later
+                try:
+                    position = self._journal.append(data)
+                except OSError as exc:
+                    self._journal_failed(exc)
+                else:
+                    self.journal_error = None
+                    wrote = True
             with self._cond:
                 b.journaling = False
                 if position is not None:
                     b.start, b.end = position
-                    if not b.committed:
+                    if b.committed:  # written while it was being journaled
+                        self._journal.release(b.start[0])
+                    else:
                         self._journaled_in_memory.append(b)
+                elif data and not b.committed:
+                    failed.append(b)
         with self._cond:
-            spill = self._journaled_in_memory
-            while spill and self._in_memory > _MEMORY_BATCHES:
-                b = spill.popleft()
-                if b.committed or b.taken or b.items is None:
-                    continue
-                b.items = None  # the writer reads it back from the journal
-                b.rows = None
-                self._in_memory -= 1
-                self.counters.spooled += b.size
-        return bool(due)
+            self._unjournaled.extendleft(reversed(failed))
+            self._bound_memory()
+        return wrote
 
-    def _encode(self, items: list[Any]) -> bytearray:
+    def _bound_memory(self) -> None:
+        """Under ``_cond``: drop in-memory copies of journaled batches, then unjournalable ones.
+
+        A journaled batch is read back from disk by the writer later; a batch the journal
+        could not take is dropped and counted only beyond ``_MAX_UNSPOOLED`` of them.
+        """
+        spill = self._journaled_in_memory
+        while spill and self._in_memory > _MEMORY_BATCHES:
+            b = spill.popleft()
+            if b.committed or b.taken or b.items is None:
+                continue
+            b.items = None  # the writer reads it back from the journal
+            b.rows = None
+            self._in_memory -= 1
+            self.counters.spooled += b.size
+        waiting = self._unjournaled
+        while self._in_memory > _MEMORY_BATCHES + _MAX_UNSPOOLED and waiting:
+            b = waiting.popleft()
+            if b.committed or b.taken or b.items is None or b.dropped:
+                continue
+            b.items = None
+            b.rows = None
+            b.dropped = True
+            self._in_memory -= 1
+            self.counters.dropped += b.size
+            log.error(
+                "llmtally: %d events dropped: the store is behind and the spool cannot take "
+                "them (%s)",
+                b.size,
+                self.journal_error,
+            )
+
+    def _encode(self, batch: _Batch) -> bytearray:
         # one compact buffer: orjson's results carry ~8 KB of slack each, freed at once here
         buf = bytearray()
         encode = jr.encode
-        for item in items:
+        refused: list[tuple[Any, str]] = []
+        for item in batch.items or ():
             try:
                 buf += encode(item)
-            except TypeError as exc:  # not journalable; the in-memory copy still gets written
-                log.warning("llmtally: an event cannot be spooled: %s", exc)
+            except TypeError as exc:  # no event can hold this value: never stored, kept aside
+                refused.append((item, f"cannot be serialized: {exc}"))
+        if refused:
+            gone = {id(item) for item, _ in refused}
+            with self._cond:
+                if not batch.committed and batch.items is not None:
+                    batch.items = [item for item in batch.items if id(item) not in gone]
+                    batch.rows = None  # rebuilt from the items that remain
+                    batch.size = len(batch.items)
+            self._reject(refused)
         return buf
-
-    def _reject_unencodable(self, item: Any, exc: Exception) -> None:
-        self.counters.rejected += 1
-        event_id = item.get("event_id") if isinstance(item, dict) else None
-        log.warning("llmtally: event %s rejected: not serializable (%s)", event_id, exc)
 
     # -- store-writer thread -------------------------------------------------------------
 
@@ -452,13 +648,13 @@ class Writer:
                     items, rows = batch.items, batch.rows
                 stopping = self._stopping
             if batch is not None:
-                if rows is None:
-                    if items is None:
-                        assert batch.start is not None and batch.end is not None
-                        items = self._journal.read_range(batch.start, batch.end)
-                    rows = self._prepare(processor, items)
-                if not self._commit(store, rows):
-                    break
+                if not batch.dropped:
+                    if rows is None:
+                        if items is None:
+                            items = self._read_back(batch)
+                        rows = self._prepare(processor, items or [])
+                    if not self._commit(store, rows):
+                        break
                 self._retire(batch)
                 continue
             # idle: nothing pending in memory or in the journal
@@ -475,7 +671,26 @@ class Writer:
             if stopping:
                 break
         self._write_stats()
-        store.close()
+        with self._write_gate:
+            store.close()
+
+    def _read_back(self, batch: _Batch) -> list[Any] | None:
+        """A spilled batch's items from the journal; None (and counted) if they are gone."""
+        assert batch.start is not None and batch.end is not None
+        for attempt in range(3):
+            try:
+                items, unreadable = self._journal.read_range(batch.start, batch.end)
+            except OSError as exc:
+                error = exc
+                self._abandon.wait(0.1 * (attempt + 1))
+                continue
+            if unreadable:
+                self.counters.dropped += unreadable
+                log.error("llmtally: %d spooled events could not be read back", unreadable)
+            return items
+        self.counters.dropped += batch.size
+        log.error("llmtally: %d spooled events could not be read back: %s", batch.size, error)
+        return None
 
     def _retire(self, batch: _Batch) -> None:
         """Mark the oldest batch committed and free the journal bytes nothing needs."""
@@ -487,24 +702,8 @@ class Writer:
                 batch.items = None
             batch.rows = None
             self._committed_seq = batch.seq
-            # Batches are journaled in order, so the oldest pending journaled batch bounds
-            # what can go. Deciding and releasing under the lock the spooler needs to start
-            # journaling means no append can land in a segment being deleted.
-            oldest: jr.Position | None = None
-            busy = False
-            for b in self._batches:
-                if b.journaling:
-                    busy = True
-                    break
-                if b.start is not None:
-                    oldest = b.start
-                    break
-                if b.items is not None:
-                    break  # not journaled yet: nothing after it is either
-            if oldest is not None:
-                self._journal.release_before(oldest)
-            elif not busy:
-                self._journal.release_all()
+            if batch.start is not None:
+                self._journal.release(batch.start[0])
         if self._markers:
             self._release_markers()
 
@@ -525,12 +724,13 @@ class Writer:
         warned = False
         while not self._abandon.is_set():
             try:
-                store = self._open_store()
-                store.ping()
-                store.migrate()
-                processor = self._make_processor(store)
+                with self._write_gate:  # imports, driver calls and migrations
+                    store = self._open_store()
+                    store.ping()
+                    store.migrate()
+                    processor = self._make_processor(store)
             except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._store_failed(exc)
                 if not warned:
                     warned = True
                     log.warning(
@@ -543,30 +743,37 @@ class Writer:
                 continue
             if warned:
                 log.warning("llmtally: store reachable again")
+            self._store_recovered()
             self._processor = processor
             if self._on_ready is not None:
-                self._on_ready(store)
+                with self._write_gate:
+                    self._on_ready(store)
             self.ready.set()
             return store, processor
         return None
 
     def _prepare(self, processor: Processor, items: list[Any]) -> Batch:
-        batch = processor.batch(items)
-        self.counters.rejected += processor.take_rejected()
+        # pricing may import or load data on first use: under this thread's fork gate
+        spooler = threading.current_thread() is self._spooler
+        with self._spool_gate if spooler else self._write_gate:
+            batch = processor.batch(items)
+        self._reject(processor.take_rejected())
         return batch
 
     def _commit(self, store: Store, batch: Batch) -> bool:
-        """Write a batch, retrying until it is in the store; False if abandoned."""
+        """Write a batch, retrying faults until it is in the store; False if abandoned."""
         c = self.counters
         delay = 0.05
         failures = 0
         while True:
+            self._writing_since = time.monotonic()
             try:
-                result = store.write(batch)
+                with self._write_gate:
+                    result = store.write(batch)
             except Exception as exc:
                 failures += 1
                 c.retries += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._store_failed(exc)
                 if failures == 1:
                     log.warning("llmtally: store write failed (%s); retrying", self.last_error)
                 if failures == self._circuit_threshold:
@@ -583,15 +790,16 @@ class Writer:
                     delay if failures < self._circuit_threshold else self._max_backoff
                 )
                 continue
+            finally:
+                self._writing_since = None
             if failures:
                 log.warning("llmtally: store writes recovered after %d retries", failures)
+                self._store_recovered()
             self.circuit_open = False
             c.batches += 1
             c.written += result.inserted
             c.duplicates += result.duplicates
-            for row, reason in result.rejected:
-                c.rejected += 1
-                log.warning("llmtally: event %s rejected by the store: %s", row[0], reason)
+            self._reject([(row, f"refused by the store: {why}") for row, why in result.rejected])
             return True
 
     def _backoff(self, delay: float) -> float:
@@ -600,27 +808,21 @@ class Writer:
         return min(delay * 2, self._max_backoff)
 
     def _replay_file(self, store: Store, processor: Processor, path: Path) -> bool:
-        chunk: list[Any] = []
-        for item in jr.read_file(path):
-            chunk.append(item)
-            if len(chunk) >= self._batch_size:
-                if not self._commit(store, self._prepare(processor, chunk)):
-                    return False
-                self.counters.replayed += len(chunk)
-                chunk = []
-        if chunk:
+        """Write every item of a closed segment; False if abandoned before the end."""
+        for chunk in _chunks(jr.read_file(path), self._batch_size):
             if not self._commit(store, self._prepare(processor, chunk)):
                 return False
             self.counters.replayed += len(chunk)
-        path.unlink(missing_ok=True)
         return True
 
     def _replay_overflow(self, store: Store, processor: Processor) -> None:
         with self._overflow_lock:
-            path = self._journal.seal_overflow()
+            self._journal.seal_overflow()
             self._overflow_pending = False
-        if path is not None:
-            self._replay_file(store, processor, path)
+        for path in self._journal.sealed():
+            if not self._replay_file(store, processor, path):
+                return
+            self._journal.remove_sealed(path)
 
     def _replay_orphans(self, store: Store, processor: Processor) -> None:
         try:
@@ -631,6 +833,7 @@ class Writer:
                 for path in paths:
                     if not self._replay_file(store, processor, path):
                         return
+                    path.unlink(missing_ok=True)
         except OSError as exc:
             log.warning("llmtally: spool recovery failed: %s", exc)
 
@@ -640,3 +843,14 @@ class Writer:
         with contextlib.suppress(OSError):
             tmp.write_bytes(orjson.dumps({"pid": os.getpid(), "at": time.time(), **self.stats()}))
             os.replace(tmp, path)
+
+
+def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

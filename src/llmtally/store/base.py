@@ -93,34 +93,69 @@ class Store(abc.ABC):
         return migrate.upgrade(self.engine)
 
     def write(self, batch: Batch) -> WriteResult:
-        """Write a batch; isolate poisoned rows instead of losing the batch."""
+        """Write a batch; isolate the rows the database refuses instead of losing the batch.
+
+        A refusal caused by the data (``is_data_error``) splits the batch in halves until
+        the refusing rows are alone; each is repaired if it can be (``repair``) or returned
+        in ``rejected`` with the reason. Any other failure (connection lost, database
+        locked, disk full) is raised for the caller to retry: it says nothing about rows.
+        """
         try:
             return self._write(batch)
-        except DataRejected:
-            pass
+        except Exception as exc:
+            if not self.is_data_error(exc):
+                raise
         result = WriteResult()
         if batch.actors or batch.models:
             try:
                 self._write(Batch(actors=batch.actors, models=batch.models))
-            except DataRejected as exc:
+            except Exception as exc:
+                if not self.is_data_error(exc):
+                    raise
                 # enrichment and the registry are secondary: never let them cost events
                 log.warning("llmtally: actor/model upserts rejected by the store: %s", exc)
-        for row in batch.events:
+        parts = [batch.events] if batch.events else []
+        while parts:
+            part = parts.pop()
             try:
-                one = self._write(Batch(events=[row]))
-            except DataRejected as exc:
-                repaired = self.repair(row)
+                one = self._write(Batch(events=part))
+            except Exception as exc:
+                if not self.is_data_error(exc):
+                    raise
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    parts += (part[middle:], part[:middle])  # the first half is written first
+                    continue
+                repaired = self._write_repaired(part[0], exc, result)
                 if repaired is None:
-                    result.rejected.append((row, str(exc.__cause__ or exc)))
                     continue
-                try:
-                    one = self._write(Batch(events=[repaired]))
-                except DataRejected as again:
-                    result.rejected.append((row, str(again.__cause__ or again)))
-                    continue
+                one = repaired
             result.inserted += one.inserted
             result.duplicates += one.duplicates
         return result
+
+    def _write_repaired(
+        self, row: tuple[Any, ...], error: Exception, result: WriteResult
+    ) -> WriteResult | None:
+        repaired = self.repair(row)
+        if repaired is not None:
+            try:
+                return self._write(Batch(events=[repaired]))
+            except Exception as again:
+                if not self.is_data_error(again):
+                    raise
+                error = again
+        result.rejected.append((row, _reason(error)))
+        return None
+
+    def is_data_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the database refused the rows themselves (not a fault).
+
+        Python errors raised while turning rows into SQL (a number too large for the
+        driver, text it cannot encode, a bug met by one odd value) are data errors too:
+        retrying them could never succeed, so they are isolated rather than retried.
+        """
+        return isinstance(exc, (DataRejected, ArithmeticError, ValueError, TypeError, LookupError))
 
     @abc.abstractmethod
     def _write(self, batch: Batch) -> WriteResult:
@@ -132,7 +167,7 @@ class Store(abc.ABC):
         Text that cannot be encoded (lone surrogates from a bad decode) gets U+FFFD in
         place of the bad characters: the event is worth more than those characters.
         """
-        fixed = tuple(_encodable(v) if isinstance(v, str) else v for v in row)
+        fixed = tuple(encodable(v) if isinstance(v, str) else v for v in row)
         return fixed if fixed != row else None
 
     @abc.abstractmethod
@@ -151,6 +186,11 @@ class Store(abc.ABC):
         """Close the write connection and the engine's pool."""
         self._close_raw()
         self.engine.dispose()
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.__cause__ if isinstance(exc, DataRejected) and exc.__cause__ else exc
+    return f"{type(cause).__name__}: {str(cause).strip()}"
 
 
 def normalize_url(url: str) -> str:
@@ -190,7 +230,10 @@ def event_columns() -> Sequence[str]:
     return COLUMN_NAMES
 
 
-def _encodable(text: str) -> str:
+def encodable(text: str) -> str:
+    """``text`` with lone surrogates (which no store or UTF-8 file can hold) as U+FFFD."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -132,6 +132,14 @@ class PostgresStore(Store):
         )
         return fixed if fixed != row else None
 
+    def is_data_error(self, exc: BaseException) -> bool:
+        """Also a row too large for an index or a value out of a column's range."""
+        return super().is_data_error(exc) or isinstance(
+            exc,
+            (psycopg.errors.DataError, psycopg.errors.IntegrityError,
+             psycopg.errors.ProgramLimitExceeded),
+        )  # fmt: skip
+
     def ping(self) -> None:
         """Connect and run a trivial query."""
         self._raw().execute("SELECT 1").fetchone()
