@@ -111,9 +111,12 @@ class Journal:
         self.max_bytes = max_bytes
         self._lock_fd = os.open(directory / f"{self.owner}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        # one lock for all state below: the spooler appends, the writer releases, callers
-        # append overflow; every step under it is a syscall or two, never store work
+        # the main journal's state: the spooler appends, the writer releases; every step
+        # under it is a syscall or two, never store work
         self._lock = threading.Lock()
+        # the overflow's own lock: a caller appending overflow never waits for the
+        # spooler's (larger) batch appends
+        self._ovf_lock = threading.Lock()
         self.seq = 1
         self.offset = 0
         self._fd: int | None = None  # opened on the first append
@@ -123,7 +126,8 @@ class Journal:
         self._ovf_fd: int | None = None
         self._ovf_size = 0
         self._sealed: dict[Path, int] = {}  # sealed overflow files awaiting replay -> bytes
-        self.bytes = 0  # everything this process has on disk in the spool
+        self._main_bytes = 0  # under _lock
+        self._ovf_bytes = 0  # under _ovf_lock
 
     def path(self, seq: int, *, overflow: bool = False) -> Path:
         """File of one segment."""
@@ -131,14 +135,20 @@ class Journal:
         return self.dir / f"{self.owner}-{middle}{seq:06d}.jsonl"
 
     @property
+    def disk_bytes(self) -> int:
+        """Everything this process has on disk in the spool (main and overflow segments)."""
+        return self._main_bytes + self._ovf_bytes
+
+    @property
     def segments(self) -> int:
         """Files of this process in the spool (main and overflow)."""
-        with self._lock:
+        with self._lock, self._ovf_lock:
             return len(self._sizes) + len(self._sealed) + (self._ovf_fd is not None)
 
     def _room(self, size: int) -> None:
-        if self.bytes + size > self.max_bytes:
-            raise SpoolFull(self.bytes + size, self.max_bytes)
+        total = self._main_bytes + self._ovf_bytes + size
+        if total > self.max_bytes:
+            raise SpoolFull(total, self.max_bytes)
 
     # -- main journal (spooler thread) ------------------------------------------------------
 
@@ -168,7 +178,7 @@ class Journal:
                 raise
             self.offset += len(data)
             self._sizes[self.seq] = self.offset
-            self.bytes += len(data)
+            self._main_bytes += len(data)
             self._refs[self.seq] = self._refs.get(self.seq, 0) + 1
             return start, (self.seq, self.offset)
 
@@ -192,7 +202,7 @@ class Journal:
             return
         with contextlib.suppress(FileNotFoundError):
             self.path(seq).unlink()
-        self.bytes -= size
+        self._main_bytes -= size
 
     def release(self, seq: int) -> None:
         """One batch journaled in segment ``seq`` is committed; delete what nothing needs."""
@@ -222,7 +232,7 @@ class Journal:
 
     def append_overflow(self, data: bytes) -> None:
         """Append to the current overflow segment (opened on first use). Raises OSError."""
-        with self._lock:
+        with self._ovf_lock:
             self._room(len(data))
             if self._ovf_fd is None:
                 self._ovf_seq += 1
@@ -240,11 +250,11 @@ class Journal:
                 self._seal_overflow()  # the next line starts a new file
                 raise
             self._ovf_size += len(data)
-            self.bytes += len(data)
+            self._ovf_bytes += len(data)
 
     def seal_overflow(self) -> Path | None:
         """Close the current overflow segment so it can be replayed; None if there is none."""
-        with self._lock:
+        with self._ovf_lock:
             return self._seal_overflow()
 
     def _seal_overflow(self) -> Path | None:
@@ -259,13 +269,13 @@ class Journal:
 
     def remove_sealed(self, path: Path) -> None:
         """A sealed overflow segment is replayed: delete it."""
-        with self._lock:
+        with self._ovf_lock:
             path.unlink(missing_ok=True)
-            self.bytes -= self._sealed.pop(path, 0)
+            self._ovf_bytes -= self._sealed.pop(path, 0)
 
     def sealed(self) -> list[Path]:
         """Sealed overflow segments not replayed yet, oldest first."""
-        with self._lock:
+        with self._ovf_lock:
             return sorted(self._sealed, key=lambda p: p.name)
 
     # -- reading and cleanup -----------------------------------------------------------------
@@ -288,6 +298,7 @@ class Journal:
                 self._fd = None
                 if not self._refs.get(self.seq):
                     self.path(self.seq).unlink(missing_ok=True)
+        with self._ovf_lock:
             self._seal_overflow()
         pending = list(self.dir.glob(f"{self.owner}-*.jsonl"))
         if not pending:

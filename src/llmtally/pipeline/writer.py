@@ -342,7 +342,7 @@ class Writer:
             pending=pending,
             pending_in_memory=in_memory,
             pending_in_journal=journaled,
-            journal_bytes=self._journal.bytes,
+            journal_bytes=self._journal.disk_bytes,
             journal_segments=self._journal.segments,
             journal_error=self.journal_error,
             circuit_open=self.circuit_open,
