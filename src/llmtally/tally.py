@@ -21,10 +21,16 @@ from typing_extensions import Unpack
 
 from llmtally.capture.build import build, build_from_mapping
 from llmtally.capture.context import AttributionContext, set_last_call_id, with_context
-from llmtally.capture.event import KINDS, CallFields, validate_fields
+from llmtally.capture.event import (
+    ACTOR_TEXT_LIMITS,
+    KINDS,
+    CallFields,
+    validate_fields,
+)
 from llmtally.capture.ids import new_event_id
 from llmtally.capture.pricing import PriceBook
 from llmtally.capture.redact import Redactor
+from llmtally.capture.text import exception_text, short_repr
 from llmtally.capture.track import Call
 from llmtally.errors import ConfigError, InvalidEventError, QueryError
 from llmtally.pipeline.process import Identify, Processor
@@ -35,6 +41,21 @@ if TYPE_CHECKING:
     from llmtally.query.reports import Reports
 
 log = logging.getLogger("llmtally")
+
+
+def _actor_text(name: str, value: Any) -> str | None:
+    """One identify() enrichment value: None, or a string that fits its column."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEventError(
+            name, f"must be a string, got {type(value).__name__} {short_repr(value)}", value
+        )
+    text = str.__str__(value)  # a StrEnum member or other subclass: its plain text
+    limit = ACTOR_TEXT_LIMITS[name]
+    if len(text) > limit:
+        raise InvalidEventError(name, f"is {len(text)} characters; at most {limit} allowed")
+    return text
 
 
 def default_spool_dir(database_url: str) -> Path:
@@ -206,9 +227,10 @@ class Tally:
     ) -> str:
         """Record a product event (``new_conversation``, ``thumbs_up``, ``user_joined``…)."""
         fields.update(name=name, actor=actor)
-        if properties is not None:
-            fields["metadata"] = dict(properties)
-        return self._record(fields, "product")
+        if properties is None:
+            return self._record(fields, "product")
+        fields["metadata"] = properties  # validated (and copied) like metadata
+        return self._record(fields, "product", metadata_as="properties")
 
     def ingest(self, events: Iterable[Mapping[str, Any]]) -> IngestResult:
         """Record a batch of raw event mappings; bad ones are rejected alone, with the field named.
@@ -217,11 +239,37 @@ class Tally:
         path of the HTTP collector and of imports.
         """
         result = IngestResult()
-        for index, raw in enumerate(events):
+        # read the whole batch first: an iterator failing half way must not leave its
+        # first rows queued behind an exception
+        try:
+            if isinstance(events, Mapping | str | bytes | bytearray):
+                raise TypeError(f"got a single {type(events).__name__}")
+            rows = list(events)
+        except Exception as exc:
+            self._invalid_event(
+                InvalidEventError(
+                    "events",
+                    f"must be an iterable of event mappings ({exception_text(exc)})",
+                    events,
+                ),
+                "batch",
+            )
+            return result
+        for index, raw in enumerate(rows):
             try:
                 event = build_from_mapping(raw, project=self.project)
             except InvalidEventError as exc:
                 result.rejected.append({"index": index, "field": exc.field, "error": str(exc)})
+                continue
+            except Exception as exc:  # pragma: no cover - a bug; the batch still goes on
+                log.exception("llmtally: ingest could not validate row %d", index)
+                result.rejected.append(
+                    {
+                        "index": index,
+                        "field": "event",
+                        "error": f"event: internal error ({exception_text(exc)})",
+                    }
+                )
                 continue
             if self._writer is not None:
                 self._writer.put(event)
@@ -240,20 +288,29 @@ class Tally:
         email: str | None = None,
     ) -> None:
         """Enrich an actor, upserted by ``(actor_type, actor_id)``; None keeps the stored value."""
-        checked: dict[str, Any] = {}
-        validate_fields({"actor_id": actor_id, "actor_type": actor_type}, checked)
-        for name, value in (
-            ("display_name", display_name),
-            ("real_name", real_name),
-            ("timezone", timezone),
-            ("email", email),
-        ):
-            if value is not None and (not isinstance(value, str) or len(value) > 320):
-                raise InvalidEventError(name, "must be a string of at most 320 characters")
+        try:
+            if actor_id is None:
+                raise InvalidEventError("actor_id", "is required")
+            if actor_type is None:
+                raise InvalidEventError("actor_type", "must be human or agent, got None")
+            who = validate_fields({"actor_id": actor_id, "actor_type": actor_type}, {})
+            display_name = _actor_text("display_name", display_name)
+            real_name = _actor_text("real_name", real_name)
+            timezone = _actor_text("timezone", timezone)
+            email = _actor_text("email", email)
+        except InvalidEventError as exc:
+            self._invalid_event(exc, "identify")
+            return
         if self._writer is not None:
             self._writer.put(
                 Identify(
-                    actor_type, actor_id, display_name, real_name, timezone, email, time.time()
+                    who["actor_type"],
+                    who["actor_id"],
+                    display_name,
+                    real_name,
+                    timezone,
+                    email,
+                    time.time(),
                 )
             )
 
@@ -322,16 +379,19 @@ class Tally:
             self._invalid_event(exc, "llm_call")
             return build({}, "llm_call", self.project)
 
-    def _record(self, fields: dict[str, Any], kind: str) -> str:
+    def _record(self, fields: dict[str, Any], kind: str, metadata_as: str | None = None) -> str:
         if self._writer is None:
             return new_event_id()  # disabled: a no-op that still hands back an id
-        if kind in self._sample_kinds and random.random() >= self._sample_rate:
-            self._writer.counters.sampled_out += 1
-            return new_event_id()
         try:
             event = build(with_context(fields), kind, self.project, kind == "llm_call")
         except InvalidEventError as exc:
+            if metadata_as is not None and exc.field == "metadata":
+                exc = InvalidEventError(metadata_as, exc.reason, exc.value)  # the caller's name
             return self._invalid_event(exc, kind)
+        # validated before sampling: a bad call fails every time, not one time in N
+        if kind in self._sample_kinds and random.random() >= self._sample_rate:
+            self._writer.counters.sampled_out += 1
+            return event["event_id"]  # type: ignore[no-any-return]
         self._writer.put(event)
         return event["event_id"]  # type: ignore[no-any-return]
 

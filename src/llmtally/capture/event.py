@@ -19,23 +19,63 @@ Token semantics (normalized once, here in capture):
 
 In the queue an event is a plain ``dict`` holding only the fields that were set, with
 ``occurred_at`` as float Unix seconds; the writer fills the rest.
+
+The validation contract (every capture entry point): a value is either stored as given,
+up to the normalizations below, or refused with ``InvalidEventError`` naming the field,
+never another exception. The bounds keep every accepted value storable on SQLite and
+PostgreSQL, and every rollup sum of accepted values inside int64:
+
+* integer fields (token counts, ``stream_chunks``, ``max_tokens``, ``prompt_length``):
+  ``0 <= v <= MAX_COUNT`` (2**32; an int64 sum holds 2**31 - 1 events at the maximum).
+  ``int`` subclasses and numpy-like integers (``__index__``) convert; floats are refused
+  even when whole, to catch unit mix-ups.
+* ``latency_ms``, ``ttft_ms``: ``0 <= v <= MAX_DURATION_MS`` (1e9 ms, 11.6 days);
+  ``cost_usd``: ``0 <= v <= MAX_COST_USD`` (1e6); ``temperature`` <= 100; ``top_p`` and
+  ``quality_score`` <= 1. Numbers in float fields are stored as floats; NaN and infinity
+  are refused.
+* ``occurred_at``: ``MIN_EPOCH <= t < MAX_EPOCH`` (1970-01-01 to 3000-01-01 UTC) in every
+  form: Unix seconds, aware or naive (= UTC) datetime, date, ISO-8601 string.
+* strings: ``str`` or a subclass (a ``StrEnum`` member is stored as its plain value),
+  non-empty, at most ``max_len`` characters (free text such as ``error_message`` is cut
+  to its limit instead); ``kind``/``status``/``actor_type``/``rating`` one of their
+  choices. ``event_id``: a UUID string or ``uuid.UUID`` (stored lower-case).
+* booleans: ``bool`` only (numpy ``bool_`` converts).
+* ``metadata``: a mapping with string keys at every depth, at most
+  ``MAX_METADATA_DEPTH`` containers deep and ``MAX_METADATA_BYTES`` as JSON; no NaN or
+  infinity, integers within 64 bits. Normalizations: lone surrogates in keys and values
+  become U+FFFD; datetimes, dates and times become ISO-8601 strings (``isoformat()``),
+  UUIDs strings, enums their value, dataclasses objects, tuples arrays, numpy scalars
+  numbers, other mappings objects.
 """
 
 from __future__ import annotations
 
 import math
+import operator
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final, Literal, TypedDict
 
-import orjson
-
+from llmtally.capture import metadata
 from llmtally.capture.ids import is_uuid
+from llmtally.capture.text import exception_text, short_repr
 from llmtally.errors import InvalidEventError
 
 SCHEMA_VERSION: Final = 1
-MAX_METADATA_BYTES: Final = 64 * 1024
 MAX_TEXT: Final = 1_000_000  # raw prompt/completion, when content capture is enabled
+MAX_COUNT: Final = 2**32  # every integer field
+MAX_DURATION_MS: Final = 1e9  # latency_ms, ttft_ms: 11.6 days
+MAX_COST_USD: Final = 1e6
+MIN_EPOCH: Final = 0.0  # 1970-01-01T00:00:00Z, included
+MAX_EPOCH: Final = 32503680000.0  # 3000-01-01T00:00:00Z, excluded
+# identify(): the actors table's column widths (store.schema.actors)
+ACTOR_TEXT_LIMITS: Final[Mapping[str, int]] = {
+    "display_name": 200,
+    "real_name": 200,
+    "timezone": 64,
+    "email": 320,
+}
 
 Kind = Literal["llm_call", "feedback", "product", "tool_call"]
 KINDS: Final = frozenset({"llm_call", "feedback", "product", "tool_call"})
@@ -67,7 +107,8 @@ class FieldSpec:
         self.doc = doc
         self.max_len = max_len
         self.choices = choices
-        self.maximum = maximum
+        # every number has an upper bound: integers share one, floats name theirs
+        self.maximum = MAX_COUNT if maximum is None and column == "int" else maximum
 
 
 _SPECS: Final = (
@@ -99,14 +140,23 @@ _SPECS: Final = (
     ),
     FieldSpec("reasoning_tokens", "int", "reasoning/thinking tokens (part of output)"),
     FieldSpec("total_tokens", "int", "input + output unless given"),
-    FieldSpec("latency_ms", "float", "wall-clock duration in milliseconds"),
-    FieldSpec("ttft_ms", "float", "time to first token in milliseconds (streams)"),
+    FieldSpec(
+        "latency_ms", "float", "wall-clock duration in milliseconds", maximum=MAX_DURATION_MS
+    ),
+    FieldSpec(
+        "ttft_ms",
+        "float",
+        "time to first token in milliseconds (streams)",
+        maximum=MAX_DURATION_MS,
+    ),
     FieldSpec("stream", "bool", "whether the response was streamed"),
     FieldSpec("stream_chunks", "int", "chunks received on a stream"),
     FieldSpec("temperature", "float", "sampling temperature", maximum=100.0),
     FieldSpec("max_tokens", "int", "requested output cap"),
     FieldSpec("top_p", "float", "nucleus sampling", maximum=1.0),
-    FieldSpec("cost_usd", "float", "cost in USD; null when the price is unknown"),
+    FieldSpec(
+        "cost_usd", "float", "cost in USD; null when the price is unknown", maximum=MAX_COST_USD
+    ),
     FieldSpec("usage_estimated", "bool", "tokens were estimated, not reported by the provider"),
     FieldSpec("rating", "str", "feedback: up or down", choices=RATINGS),
     FieldSpec("regenerated", "bool", "feedback: the user asked for another answer"),
@@ -181,16 +231,36 @@ class CallFields(TypedDict, total=False):
     metadata: dict[str, Any]
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {short_repr(value)}"
+
+
+def check_value(spec: FieldSpec, check: Callable[[FieldSpec, Any], Any], value: Any) -> Any:
+    """``check(spec, value)``, with anything but InvalidEventError turned into one.
+
+    The checkers call the caller's objects (``__float__``, ``__index__``, ``utcoffset``,
+    mapping methods…), which may raise anything: the contract is InvalidEventError.
+    """
+    try:
+        return check(spec, value)
+    except InvalidEventError:
+        raise
+    except Exception as exc:
+        raise checker_failed(spec, value, exc) from None
+
+
+def checker_failed(spec: FieldSpec, value: Any, exc: Exception) -> InvalidEventError:
+    """The InvalidEventError for a checker that met an exception from the caller's object."""
+    return InvalidEventError(
+        spec.name, f"could not be checked ({exception_text(exc)}) for {_describe(value)}", value
+    )
 
 
 def _check_str(spec: FieldSpec, value: Any) -> Any:
     if type(value) is not str:
-        raise InvalidEventError(
-            spec.name, f"must be a string, got {type(value).__name__} {_short(value)}", value
-        )
+        if not isinstance(value, str):
+            raise InvalidEventError(spec.name, f"must be a string, got {_describe(value)}", value)
+        value = str.__str__(value)  # a StrEnum member or other subclass: its plain text
     if spec.column == "str":
         if not value:
             raise InvalidEventError(spec.name, "must not be empty", value)
@@ -200,7 +270,9 @@ def _check_str(spec: FieldSpec, value: Any) -> Any:
             )
         if spec.choices is not None and value not in spec.choices:
             allowed = ", ".join(sorted(spec.choices))
-            raise InvalidEventError(spec.name, f"must be one of {allowed}, got {value!r}", value)
+            raise InvalidEventError(
+                spec.name, f"must be one of {allowed}, got {short_repr(value)}", value
+            )
     elif len(value) > spec.max_len:
         # free text (error messages, comments): keep the start rather than reject the event
         return value[: spec.max_len]
@@ -209,75 +281,144 @@ def _check_str(spec: FieldSpec, value: Any) -> Any:
 
 def _check_int(spec: FieldSpec, value: Any) -> Any:
     if type(value) is not int:
-        if isinstance(value, bool) or not _is_integral(value):
-            raise InvalidEventError(
-                spec.name, f"must be an integer, got {type(value).__name__} {_short(value)}", value
-            )
-        value = int(value)
+        # int subclasses (IntEnum) and numpy integers convert; floats are refused even
+        # when whole, to catch unit mix-ups (seconds for milliseconds, cost for tokens)
+        if isinstance(value, (bool, float)) or not hasattr(type(value), "__index__"):
+            raise InvalidEventError(spec.name, f"must be an integer, got {_describe(value)}", value)
+        value = operator.index(value)
     if value < 0:
-        raise InvalidEventError(spec.name, f"must be >= 0, got {value}", value)
-    if value > 2**53:
-        raise InvalidEventError(spec.name, f"is implausibly large ({value})", value)
+        raise InvalidEventError(spec.name, f"must be >= 0, got {short_repr(value)}", value)
+    if value > spec.maximum:
+        raise InvalidEventError(
+            spec.name, f"must be <= {spec.maximum:,}, got {short_repr(value)}", value
+        )
     return value
 
 
-def _is_integral(value: Any) -> bool:
-    # numpy integers and the like; floats are refused even when whole, to catch unit mix-ups
-    return hasattr(value, "__index__") and not isinstance(value, float)
-
-
 def _check_float(spec: FieldSpec, value: Any) -> Any:
-    kind = type(value)
-    if kind is not float and kind is not int:
-        # Decimal, numpy floats and the like convert; bools and strings are mistakes
-        if isinstance(value, (bool, str, bytes)) or not hasattr(value, "__float__"):
-            raise InvalidEventError(
-                spec.name, f"must be a number, got {type(value).__name__} {_short(value)}", value
-            )
+    maximum: float = spec.maximum  # type: ignore[assignment]
+    if type(value) is not float:
+        if isinstance(value, bool | str | bytes | bytearray):
+            raise InvalidEventError(spec.name, f"must be a number, got {_describe(value)}", value)
+        if isinstance(value, int):
+            # compared as an int first: float(10**400) would overflow
+            value = int(value)
+            if value < 0:
+                raise InvalidEventError(spec.name, f"must be >= 0, got {short_repr(value)}", value)
+            if value > maximum:
+                raise InvalidEventError(
+                    spec.name, f"must be <= {_bound(maximum)}, got {short_repr(value)}", value
+                )
+            return float(value)
+        kind = type(value)
+        if not (hasattr(kind, "__float__") or hasattr(kind, "__index__")):
+            raise InvalidEventError(spec.name, f"must be a number, got {_describe(value)}", value)
+        # float subclasses, Decimal, Fraction, numpy numbers…
         value = float(value)
     if not math.isfinite(value):
         raise InvalidEventError(spec.name, f"must be a finite number, got {value}", value)
     if value < 0:
         raise InvalidEventError(spec.name, f"must be >= 0, got {value}", value)
-    if spec.maximum is not None and value > spec.maximum:
-        raise InvalidEventError(spec.name, f"must be <= {spec.maximum:g}, got {value}", value)
+    if value > maximum:
+        raise InvalidEventError(spec.name, f"must be <= {_bound(maximum)}, got {value}", value)
     return value
+
+
+def _bound(limit: float) -> str:
+    return f"{int(limit):,}" if limit == int(limit) else f"{limit:g}"
 
 
 def _check_bool(spec: FieldSpec, value: Any) -> Any:
     if type(value) is not bool:
-        raise InvalidEventError(
-            spec.name, f"must be true or false, got {type(value).__name__} {_short(value)}", value
-        )
+        kind = type(value)
+        # numpy's boolean scalar: numpy.bool_, named "bool" since numpy 2
+        if kind.__name__ in ("bool_", "bool") and kind.__module__ == "numpy":
+            return bool(value)
+        raise InvalidEventError(spec.name, f"must be true or false, got {_describe(value)}", value)
     return value
 
 
 def _check_id(spec: FieldSpec, value: Any) -> Any:
-    if type(value) is not str or not is_uuid(value):
-        raise InvalidEventError(spec.name, f"must be a UUID string, got {_short(value)}", value)
-    return value.lower()
+    if isinstance(value, uuid.UUID):
+        return uuid.UUID.__str__(value)
+    if isinstance(value, str):
+        text = str.__str__(value)
+        # the length too: the pattern's ``$`` also matches before a trailing newline
+        if len(text) == 36 and is_uuid(text):
+            return text.lower()
+    raise InvalidEventError(spec.name, f"must be a UUID string, got {short_repr(value)}", value)
 
 
 def _check_ts(spec: FieldSpec, value: Any) -> Any:
     return to_epoch(value, spec.name)
 
 
-def _check_json(spec: FieldSpec, value: Any) -> Any:
-    if not isinstance(value, dict):
+# -- occurred_at ---------------------------------------------------------------------------
+
+
+def to_epoch(value: Any, field: str = "occurred_at") -> float:
+    """Convert a datetime (naive = UTC), date, ISO-8601 string or Unix seconds to Unix seconds.
+
+    Every form is held to ``MIN_EPOCH <= t < MAX_EPOCH``; anything else raises
+    InvalidEventError naming ``field``.
+    """
+    kind = type(value)
+    if kind is float or kind is int:
+        seconds = value
+    elif isinstance(value, bool):
+        raise InvalidEventError(field, f"must be a datetime, not a boolean ({value})", value)
+    elif isinstance(value, int | float):
+        seconds = int(value) if isinstance(value, int) else float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(str.__str__(value))
+        except Exception:
+            raise InvalidEventError(
+                field, f"is not an ISO-8601 timestamp: {short_repr(value)}", value
+            ) from None
+        seconds = _datetime_epoch(parsed, field)
+    elif isinstance(value, datetime):
+        seconds = _datetime_epoch(value, field)
+    elif isinstance(value, date):
+        seconds = (datetime(value.year, value.month, value.day) - _EPOCH_NAIVE).total_seconds()
+    else:
         raise InvalidEventError(
-            spec.name, f"must be a JSON object (dict), got {type(value).__name__}", value
+            field,
+            f"must be a datetime, ISO-8601 string or Unix seconds, got {_describe(value)}",
+            value,
         )
+    # ints are compared before float(): float(10**400) would overflow
+    if not (MIN_EPOCH <= seconds < MAX_EPOCH):
+        raise InvalidEventError(
+            field,
+            f"is not a plausible time (from 1970-01-01T00:00:00Z to before "
+            f"3000-01-01T00:00:00Z): {short_repr(value)}",
+            value,
+        )
+    return float(seconds)
+
+
+_EPOCH_NAIVE: Final = datetime(1970, 1, 1)
+
+
+def _datetime_epoch(value: datetime, field: str) -> float:
     try:
-        encoded = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError as exc:
-        raise InvalidEventError(spec.name, f"is not JSON-serializable: {exc}") from None
-    if len(encoded) > MAX_METADATA_BYTES:
+        offset = value.utcoffset()  # a custom tzinfo may raise or answer nonsense
+        naive = value.replace(tzinfo=None)
+        if offset is not None:
+            # exact arithmetic on the naive value: never overflows at year 1 or 9999
+            return (naive - _EPOCH_NAIVE - offset).total_seconds()
+        return (naive - _EPOCH_NAIVE).total_seconds()  # naive means UTC
+    except InvalidEventError:
+        raise
+    except Exception as exc:
         raise InvalidEventError(
-            spec.name,
-            f"is {len(encoded):,} bytes as JSON; at most {MAX_METADATA_BYTES:,} allowed",
-        )
-    # the writer stores these bytes: later mutation of the caller's dict cannot leak in
-    return encoded
+            field, f"has a time zone that cannot be read ({exception_text(exc)})", value
+        ) from None
+
+
+def _check_json(spec: FieldSpec, value: Any) -> bytes:
+    return metadata.encode(value, spec.name)
 
 
 _CHECKERS: Final[dict[str, Callable[[FieldSpec, Any], Any]]] = {
@@ -295,39 +436,19 @@ VALIDATORS: Final[dict[str, tuple[FieldSpec, Callable[[FieldSpec, Any], Any]]]] 
 }
 
 
-def to_epoch(value: Any, field: str = "occurred_at") -> float:
-    """Convert a datetime (naive = UTC), ISO-8601 string or Unix seconds to Unix seconds."""
-    if type(value) is float or type(value) is int:
-        if not math.isfinite(value) or value < 0 or value > 32503680000:  # year 3000
-            raise InvalidEventError(field, f"is not a plausible Unix time: {value}", value)
-        return float(value)
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidEventError(field, f"is not an ISO-8601 timestamp: {value!r}") from None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return float(value.timestamp())
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
-    raise InvalidEventError(
-        field, f"must be a datetime, ISO-8601 string or Unix seconds, got {_short(value)}", value
-    )
-
-
 def validate_fields(fields: Mapping[str, Any], out: dict[str, Any]) -> dict[str, Any]:
     """Validate ``fields`` into ``out`` (None skipped); the first bad one raises."""
     validators = VALIDATORS
     for name, value in fields.items():
         if value is None:
             continue
-        entry = validators.get(name)
+        entry = validators.get(name) if type(name) is str else None
         if entry is None:
-            raise InvalidEventError(name, "is not an event field")
+            raise InvalidEventError(
+                name if type(name) is str else short_repr(name), "is not an event field"
+            )
         spec, check = entry
-        out[name] = check(spec, value)
+        out[name] = check_value(spec, check, value)
     return out
 
 

@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from llmtally.capture.build import build_update
 from llmtally.capture.context import set_last_call_id
-from llmtally.capture.event import check_consistency, validate_fields
+from llmtally.capture.event import FIELDS, check_consistency
+from llmtally.capture.text import exception_text
 from llmtally.capture.usage import from_response
+from llmtally.errors import InvalidEventError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from llmtally.tally import Tally
 
 F = TypeVar("F", bound=Callable[..., Any])
+_ERROR_TYPE_MAX = FIELDS["error_type"].max_len
 
 
 class Call:
@@ -47,24 +51,25 @@ class Call:
 
     def set(self, **fields: Any) -> None:
         """Set or override event fields (validated now; bad input raises InvalidEventError)."""
-        if "actor" in fields:
-            fields["actor_id"] = fields.pop("actor")
-        validate_fields(fields, self._event)
+        self._apply(fields)
 
     def record_usage(self, **tokens: Any) -> None:
         """Record token counts in llmtally's normalized form (see ``capture.event``)."""
-        validate_fields(tokens, self._event)
-        check_consistency(self._event)
+        self._apply(tokens)
 
     def update(self, fields: Mapping[str, Any]) -> None:
         """Validate ``fields`` and merge them in one step: if any is bad, nothing changes."""
-        checked = validate_fields(fields, {})
-        check_consistency({**self._event, **checked})
-        self._event.update(checked)
+        self._apply(fields)
 
     def record_response(self, response: Any) -> None:
         """Read model, tokens and finish reason from an OpenAI, Anthropic or Gemini response."""
-        fields = from_response(response)
+        try:
+            fields = from_response(response)
+        except Exception as exc:  # an object that only looks like a response
+            self._invalid(
+                InvalidEventError("response", f"could not be read ({exception_text(exc)})")
+            )
+            return
         if "provider" in fields and "provider" in self._event:
             fields.pop("provider")  # the caller's provider name wins (azure, vertex…)
         if "model" in self._event and "model" in fields:
@@ -72,8 +77,22 @@ class Call:
             answered = fields.pop("model")
             if answered != self._event["model"]:
                 fields.setdefault("model_version", answered)
-        validate_fields(fields, self._event)
-        check_consistency(self._event)
+        self._apply(fields)
+
+    def _apply(self, fields: Mapping[str, Any]) -> None:
+        """Validate and merge ``fields`` all or nothing: a bad one leaves the event unchanged."""
+        try:
+            checked = build_update(fields, "llm_call")
+            if checked:
+                check_consistency({**self._event, **checked})
+        except InvalidEventError as exc:
+            self._invalid(exc)
+            return
+        self._event.update(checked)
+
+    def _invalid(self, exc: InvalidEventError) -> None:
+        # raises, or (on_invalid="warn") logs and counts: the Tally's own rule
+        self._tally._invalid_event(exc, "llm_call")
 
     def first_token(self) -> None:
         """Mark the arrival of the first token (sets ``ttft_ms``)."""
@@ -88,14 +107,19 @@ class Call:
 
     def fail(self, error: BaseException | str, *, error_type: str | None = None) -> None:
         """Mark the call failed without raising (e.g. a refusal handled by the app)."""
-        event = self._event
-        event["status"] = "error"
         if isinstance(error, BaseException):
-            event["error_type"] = error_type or type(error).__name__
-            event["error_message"] = str(error)[:4000]
+            # runs inside __exit__: nothing derived from the exception may raise there
+            kind = type(error).__name__[:_ERROR_TYPE_MAX] or "Error"
+            try:
+                message: Any = str(error)
+            except Exception as exc:
+                message = f"<str() of the exception failed: {exception_text(exc)}>"
         else:
-            event["error_type"] = error_type or "Error"
-            event["error_message"] = error[:4000]
+            kind, message = "Error", error
+        if error_type is not None:
+            kind = error_type  # the caller's: validated below like any field
+        self._apply({"error_type": kind, "error_message": message})
+        self._event["status"] = "error"  # also when (on_invalid="warn") the details were bad
 
     def finish(self, exc: BaseException | None = None) -> None:
         """Close the call and hand it to the pipeline (done by the context manager)."""

@@ -21,13 +21,16 @@ from llmtally.capture.build import COMPLETION_KEY, PROMPT_KEY
 from llmtally.capture.event import COLUMN_NAMES, FIELDS
 from llmtally.capture.pricing import PriceBook, PriceInfo
 from llmtally.capture.redact import Redactor, prompt_fingerprint
-from llmtally.store.base import Batch, encodable
+from llmtally.capture.text import clean_text
+from llmtally.store.base import Batch
 
 log = logging.getLogger("llmtally")
 
 _REREGISTER = 3600.0
 _EMPTY_ROW: dict[str, Any] = dict.fromkeys(COLUMN_NAMES)
 _N_COLUMNS = len(COLUMN_NAMES)
+_ACTOR_ID = COLUMN_NAMES.index("actor_id")
+_ACTOR_TYPE = COLUMN_NAMES.index("actor_type")
 _TEXT_LIMITS = {name: spec.max_len for name, spec in FIELDS.items() if spec.column == "text"}
 
 
@@ -49,21 +52,21 @@ class Identify:
 
 
 def clean_item(item: Any) -> Any:
-    """A copy of a queued event whose strings are all UTF-8 encodable; ``item`` if they are."""
+    """A copy of a queued item whose strings are all UTF-8 encodable; ``item`` if they are."""
     if isinstance(item, Identify):
-        name, real, zone, email = (None if t is None else encodable(t) for t in item.names())
-        actor = encodable(item.actor_id)
+        name, real, zone, email = (None if t is None else clean_text(t) for t in item.names())
+        actor = clean_text(item.actor_id)
         return Identify(item.actor_type, actor, name, real, zone, email, item.at)
     if not isinstance(item, dict):
         return item
     dirty = [
-        key for key, value in item.items() if type(value) is str and encodable(value) is not value
+        key for key, value in item.items() if type(value) is str and clean_text(value) is not value
     ]
     if not dirty:
         return item
     cleaned = dict(item)
     for key in dirty:
-        cleaned[key] = encodable(item[key])
+        cleaned[key] = clean_text(item[key])
     return cleaned
 
 
@@ -120,9 +123,9 @@ class Processor:
                 log.warning("llmtally: event %s rejected: %s", _event_id(item), exc)
                 continue
             batch.events.append(row)
-            actor_id = item.get("actor_id")
+            actor_id = row[_ACTOR_ID]  # as stored: lone surrogates replaced
             if actor_id is not None:
-                key = (item.get("actor_type") or "human", actor_id)
+                key = (row[_ACTOR_TYPE] or "human", actor_id)
                 stamp = row[1]
                 seen = actors.get(key)
                 if seen is None:

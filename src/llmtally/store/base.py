@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import abc
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -21,11 +20,11 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from llmtally.capture.event import COLUMN_NAMES
+from llmtally.capture.text import clean_text
 from llmtally.errors import StoreError, UnsupportedDatabaseError
 from llmtally.store import migrate
 
 log = logging.getLogger("llmtally")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 ACTOR_COLUMNS = (
     "actor_type",
@@ -107,13 +106,7 @@ class Store(abc.ABC):
                 raise
         result = WriteResult()
         if batch.actors or batch.models:
-            try:
-                self._write(Batch(actors=batch.actors, models=batch.models))
-            except Exception as exc:
-                if not self.is_data_error(exc):
-                    raise
-                # enrichment and the registry are secondary: never let them cost events
-                log.warning("llmtally: actor/model upserts rejected by the store: %s", exc)
+            self._write_upserts(batch)
         parts = [batch.events] if batch.events else []
         while parts:
             part = parts.pop()
@@ -133,6 +126,26 @@ class Store(abc.ABC):
             result.inserted += one.inserted
             result.duplicates += one.duplicates
         return result
+
+    def _write_upserts(self, batch: Batch) -> None:
+        """Actor and model upserts alone, repaired like events if the store refuses them."""
+        try:
+            self._write(Batch(actors=batch.actors, models=batch.models))
+            return
+        except Exception as exc:
+            if not self.is_data_error(exc):
+                raise
+        repaired = Batch(
+            actors=[self.repair(row) or row for row in batch.actors],
+            models=[self.repair(row) or row for row in batch.models],
+        )
+        try:
+            self._write(repaired)
+        except Exception as exc:
+            if not self.is_data_error(exc):
+                raise
+            # enrichment and the registry are secondary: never let them cost events
+            log.warning("llmtally: actor/model upserts rejected by the store: %s", exc)
 
     def _write_repaired(
         self, row: tuple[Any, ...], error: Exception, result: WriteResult
@@ -167,7 +180,7 @@ class Store(abc.ABC):
         Text that cannot be encoded (lone surrogates from a bad decode) gets U+FFFD in
         place of the bad characters: the event is worth more than those characters.
         """
-        fixed = tuple(encodable(v) if isinstance(v, str) else v for v in row)
+        fixed = tuple(clean_text(v) if isinstance(v, str) else v for v in row)
         return fixed if fixed != row else None
 
     @abc.abstractmethod
@@ -228,17 +241,6 @@ def open_store(url: str, *, connect_timeout: float = 10.0) -> Store:
 def event_columns() -> Sequence[str]:
     """The events columns in write order."""
     return COLUMN_NAMES
-
-
-def encodable(text: str) -> str:
-    """``text`` with lone surrogates (which no store or UTF-8 file can hold) as U+FFFD."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub("\ufffd", text)
-    return text
 
 
 def new_rows_only(rows: list[tuple[Any, ...]], inserted: set[str]) -> list[tuple[Any, ...]]:

@@ -79,16 +79,10 @@ def text_chars(value: Any, depth: int = 0) -> int:
     return total
 
 
-_MAX_INT: Final = 2**53
-_MAX_FLOAT: Final = 1.7976931348623157e308
 # per event field: (kind, limit) for the inline checks below, from the one event definition
+# (every number there has its maximum)
 _CHECKS: Final[dict[str, tuple[str, Any]]] = {
-    name: (
-        spec.column,
-        spec.max_len
-        if spec.column in ("str", "text")
-        else (spec.maximum if spec.maximum is not None else _MAX_FLOAT),
-    )
+    name: (spec.column, spec.max_len if spec.column in ("str", "text") else spec.maximum)
     for name, spec in FIELDS.items()
     if spec.column in ("str", "text", "int", "float", "bool") and spec.choices is None
 }
@@ -112,7 +106,7 @@ def checked_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
             kind, limit = check
             tp = type(value)
             if kind == "int":
-                if tp is int and 0 <= value <= _MAX_INT:
+                if tp is int and 0 <= value <= limit:
                     out[name] = value
                     continue
             elif kind == "str" or kind == "text":
