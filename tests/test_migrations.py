@@ -107,3 +107,26 @@ def test_upgrade_from_the_oldest_schema_keeps_data(db_url: str) -> None:
         ]
     finally:
         store.close()
+
+
+def test_the_head_constant_is_the_newest_shipped_script() -> None:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(migrate._SCRIPT_LOCATION))
+    assert scripts.get_current_head() == migrate.HEAD
+
+
+def test_a_start_at_head_does_not_import_alembic(sqlite_url: str, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    with llmtally.Tally(sqlite_url, spool_dir=tmp_path / "s") as tally:
+        assert tally.flush(30)  # migrated here
+    script = (
+        "import sys, llmtally\n"
+        f"t = llmtally.Tally({sqlite_url!r}, spool_dir={str(tmp_path / 's')!r})\n"
+        "t.record_call(model='gpt-4o'); assert t.flush(30); t.close()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
