@@ -192,3 +192,30 @@ def test_bad_pipeline_settings_are_config_errors() -> None:
         llmtally.Tally("sqlite:///x.db", sample_rate=0.5, sample_kinds=("everything",))
     with pytest.raises(llmtally.ConfigError, match="queue_size"):
         llmtally.Tally("sqlite:///x.db", queue_size=0)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_gc_freeze_after_the_writer_started(sqlite_url: str, tmp_path: Path, freeze: bool) -> None:
+    """What importing and opening the store left is frozen once (or not, when turned off)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import gc, llmtally\n"
+        f"t = llmtally.Tally({sqlite_url!r}, spool_dir={str(tmp_path / 's')!r}, "
+        f"gc_freeze={freeze})\n"
+        "t.record_call(model='gpt-4o'); assert t.flush(30)\n"
+        "frozen = gc.get_freeze_count()\n"
+        "t2 = llmtally.Tally("
+        f"{sqlite_url!r}, spool_dir={str(tmp_path / 's2')!r}, gc_freeze={freeze})\n"
+        "t2.record_call(model='gpt-4o'); assert t2.flush(30)\n"
+        "print(frozen, gc.get_freeze_count()); t.close(); t2.close()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    first, second = map(int, out.stdout.split())
+    if freeze:
+        assert first > 40_000  # the imports, the schema and the price data
+        assert second <= first  # once per process (frozen objects can still be freed)
+    else:
+        assert first == second == 0
+    assert count(sqlite_url) == 2

@@ -106,6 +106,7 @@ class Tally:
         sample_rate: float = 1.0,
         sample_kinds: Iterable[str] = ("product", "tool_call"),
         quality_weights: Mapping[str, float] | None = None,
+        gc_freeze: bool = True,
     ) -> None:
         if not isinstance(project, str) or not project:
             raise ConfigError("project", "must be a non-empty string")
@@ -169,6 +170,7 @@ class Tally:
                 max_backoff=max_backoff,
                 spool_max_bytes=spool_max_bytes,
                 on_ready=self._on_store_ready,
+                gc_freeze=gc_freeze,
             )
 
     # -- capture API -------------------------------------------------------------------

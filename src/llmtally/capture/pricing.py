@@ -279,6 +279,10 @@ class PriceBook:
         # keyed by id(); the ModelPrice is kept alive alongside so its id cannot be reused
         self._mp_plans: dict[int, tuple[ModelPrice, _Plan | None]] = {}
 
+    def load(self) -> None:
+        """Load genai-prices' data now (it is otherwise loaded by the first lookup)."""
+        get_snapshot()
+
     def info(self, provider: str | None, model: str, at: float | None = None) -> PriceInfo:
         """The price in force for ``model`` at Unix time ``at`` (default now)."""
         at = _time.time() if at is None else at

@@ -269,8 +269,8 @@ class Journal:
 
     def remove_sealed(self, path: Path) -> None:
         """A sealed overflow segment is replayed: delete it."""
+        path.unlink(missing_ok=True)  # outside the lock: callers may be waiting to append
         with self._ovf_lock:
-            path.unlink(missing_ok=True)
             self._ovf_bytes -= self._sealed.pop(path, 0)
 
     def sealed(self) -> list[Path]:

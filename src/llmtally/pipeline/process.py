@@ -70,6 +70,25 @@ def clean_item(item: Any) -> Any:
     return cleaned
 
 
+def _fragment(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return orjson.Fragment(value)
+    raise TypeError(type(value).__name__)
+
+
+def _needs_cleaning(items: list[Any]) -> bool:
+    """Whether any string in ``items`` holds a lone surrogate (or anything odd at all).
+
+    One orjson pass over the batch, which refuses exactly such strings, instead of a
+    check per string per item: the common batch is clean, and this costs a fraction.
+    """
+    try:
+        orjson.dumps(items, default=_fragment)
+    except TypeError:
+        return True
+    return False
+
+
 class Processor:
     """Builds store batches from queued items."""
 
@@ -90,6 +109,10 @@ class Processor:
         self._rejected: list[tuple[Any, str]] = []
         self._lock = threading.Lock()
 
+    def warm(self) -> None:
+        """Load what the first batch would load (the price data), ahead of time."""
+        self._prices.load()
+
     def take_rejected(self) -> list[tuple[Any, str]]:
         """The items refused since the last call, each with the reason."""
         with self._lock:
@@ -101,9 +124,12 @@ class Processor:
         batch = Batch()
         actors: dict[tuple[str, str], list[Any]] = {}
         ts = self._ts
+        items = list(items)
+        dirty = _needs_cleaning(items)
         for item in items:
             if isinstance(item, Identify):
-                item = clean_item(item)
+                if dirty:
+                    item = clean_item(item)
                 key = (item.actor_type, item.actor_id)
                 stamp = ts(item.at)
                 known = actors.setdefault(
@@ -116,9 +142,9 @@ class Processor:
                 known[7] = max(known[7], stamp)
                 continue
             try:
-                row = self.row(item, batch)
+                row = self.row(clean_item(item) if dirty else item, batch)
             except Exception as exc:  # one bad event (a corrupt spool line) must not block the rest
-                with self._lock:  # the spooler and the writer both build batches
+                with self._lock:
                     self._rejected.append((item, f"{type(exc).__name__}: {exc}"))
                 log.warning("llmtally: event %s rejected: %s", _event_id(item), exc)
                 continue
@@ -142,7 +168,7 @@ class Processor:
         The queued dict may be journaled by the spooler at the same time, so all work
         happens on a merged copy (which also puts the columns in order, in C).
         """
-        event = {**_EMPTY_ROW, **clean_item(item)}
+        event = {**_EMPTY_ROW, **item}
         if len(event) != _N_COLUMNS:
             self._take_text(event)
         redact = self._redact
