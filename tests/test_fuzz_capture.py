@@ -50,6 +50,7 @@ from llmtally.capture.event import (
     FIELDS,
     MAX_EPOCH,
     MIN_EPOCH,
+    TOKEN_FIELDS,
 )
 from llmtally.capture.metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
@@ -1027,13 +1028,7 @@ RECORD_CALL_NAMES = [
     *SET_BY_LLMTALLY,
 ]
 USAGE_NAMES = [
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "total_tokens",
+    *TOKEN_FIELDS,
     "finish_reason",
     "model",
     "actor",

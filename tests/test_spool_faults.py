@@ -16,6 +16,7 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -139,15 +140,21 @@ def spool_files(spool: Path) -> list[Path]:
     return [p for p in spool.glob("*.jsonl") if not p.name.startswith("dead-")]
 
 
+def stalled_tally(outage: Outage, spool: Path, **settings: Any) -> llmtally.Tally:
+    """A Tally on the outage's store, ready (migrated, connected), then the store stalls."""
+    tally = llmtally.Tally(
+        outage.url, spool_dir=spool, queue_size=500, batch_size=200, connect_timeout=1,
+        max_backoff=0.5, **settings,
+    )  # fmt: skip
+    assert tally.flush(30)
+    outage.stall()
+    return tally
+
+
 def test_one_unjournalable_event_loses_nothing_behind_it(db_url: str, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     with store_down(db_url) as outage:
-        tally = llmtally.Tally(
-            outage.url, spool_dir=spool, queue_size=500, batch_size=200, connect_timeout=1,
-            max_backoff=0.5,
-        )  # fmt: skip
-        assert tally.flush(30)
-        outage.stall()
+        tally = stalled_tally(outage, spool)
         record(tally, 0, 2_000)  # beyond the in-memory batches: spilled to the journal
         tally.record_call(model="gpt-4o", feature="lone \ud800 surrogate", input_tokens=2_000)
         record(tally, 2_001, 5_000)
@@ -167,12 +174,7 @@ def test_failed_and_torn_journal_writes_lose_nothing(
 ) -> None:
     spool = tmp_path / "spool"
     with store_down(db_url) as outage:
-        tally = llmtally.Tally(
-            outage.url, spool_dir=spool, queue_size=500, batch_size=200, connect_timeout=1,
-            max_backoff=0.5,
-        )  # fmt: skip
-        assert tally.flush(30)
-        outage.stall()
+        tally = stalled_tally(outage, spool)
         record(tally, 0, 1_000)
         disk_fault.armed = True  # the disk fills up half way through a journal write
         record(tally, 1_000, 2_500)
