@@ -43,7 +43,7 @@ from typing import Any
 
 import orjson
 
-from llmtally.pipeline.process import Identify, clean_item
+from llmtally.pipeline.process import Identify, clean_item, json_default
 
 log = logging.getLogger("llmtally")
 
@@ -56,12 +56,6 @@ class SpoolFull(OSError):
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(errno.ENOSPC, f"spool_max_bytes reached ({size:,} of {limit:,} bytes)")
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, bytes):  # metadata arrives pre-serialized by validation
-        return orjson.Fragment(value)
-    raise TypeError(f"cannot journal {type(value).__name__}")
 
 
 def encode(item: dict[str, Any] | Identify) -> bytes:
@@ -79,7 +73,7 @@ def encode(item: dict[str, Any] | Identify) -> bytes:
     else:
         payload = item
     try:
-        return orjson.dumps(payload, default=_default, option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(payload, default=json_default, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:
         cleaned = clean_item(item)
         if cleaned is item:

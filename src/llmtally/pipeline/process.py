@@ -9,7 +9,6 @@ model whose price is unknown.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -70,10 +69,11 @@ def clean_item(item: Any) -> Any:
     return cleaned
 
 
-def _fragment(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """orjson's fallback for a queued item: metadata arrives as JSON bytes from validation."""
     if isinstance(value, bytes):
         return orjson.Fragment(value)
-    raise TypeError(type(value).__name__)
+    raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
 def _needs_cleaning(items: list[Any]) -> bool:
@@ -83,14 +83,14 @@ def _needs_cleaning(items: list[Any]) -> bool:
     check per string per item: the common batch is clean, and this costs a fraction.
     """
     try:
-        orjson.dumps(items, default=_fragment)
+        orjson.dumps(items, default=json_default)
     except TypeError:
         return True
     return False
 
 
 class Processor:
-    """Builds store batches from queued items."""
+    """Builds store batches from queued items (on the writer thread only)."""
 
     def __init__(
         self,
@@ -107,7 +107,6 @@ class Processor:
         self._registered: dict[tuple[str, str], float] = {}
         self._warned: set[tuple[str, str]] = set()
         self._rejected: list[tuple[Any, str]] = []
-        self._lock = threading.Lock()
 
     def warm(self) -> None:
         """Load what the first batch would load (the price data), ahead of time."""
@@ -115,8 +114,7 @@ class Processor:
 
     def take_rejected(self) -> list[tuple[Any, str]]:
         """The items refused since the last call, each with the reason."""
-        with self._lock:
-            taken, self._rejected = self._rejected, []
+        taken, self._rejected = self._rejected, []
         return taken
 
     def batch(self, items: Iterable[dict[str, Any] | Identify]) -> Batch:
@@ -144,8 +142,7 @@ class Processor:
             try:
                 row = self.row(clean_item(item) if dirty else item, batch)
             except Exception as exc:  # one bad event (a corrupt spool line) must not block the rest
-                with self._lock:
-                    self._rejected.append((item, f"{type(exc).__name__}: {exc}"))
+                self._rejected.append((item, f"{type(exc).__name__}: {exc}"))
                 log.warning("llmtally: event %s rejected: %s", _event_id(item), exc)
                 continue
             batch.events.append(row)
@@ -235,9 +232,8 @@ class Processor:
         )
 
     def _registry_row(self, info: PriceInfo, key: tuple[str, str], at: float) -> tuple[Any, ...]:
-        with self._lock:  # the spooler and the writer both register models: warn once
-            first = info.source == "unknown" and key not in self._warned
-            self._warned.add(key)
+        first = info.source == "unknown" and key not in self._warned
+        self._warned.add(key)
         if first:
             log.warning(
                 "llmtally: no price known for model %r (provider %r); its calls are stored with "
