@@ -12,10 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).parent / "golden"))
-import regenerate  # noqa: E402
+import regenerate
 
 
 def test_every_report_prints_what_it_printed_before(db_url: str) -> None:
