@@ -49,8 +49,8 @@ import psycopg
 import sqlalchemy as sa
 
 from benchmarks._common import console, postgres_admin_url, table
-from llmtally.capture.event import COLUMN_NAMES
 from llmtally.capture.pricing import PriceBook
+from llmtally.event import COLUMN_NAMES
 from llmtally.store.base import ACTOR_COLUMNS, MODEL_COLUMNS, open_store
 
 CACHE: Final = Path(__file__).parent / "results" / "reports-cache"

@@ -22,7 +22,10 @@ from click.testing import CliRunner
 import llmtally
 from dbutil import rows
 from llmtally.capture.build import build, build_from_mapping
-from llmtally.capture.event import (
+from llmtally.capture.event import to_epoch
+from llmtally.capture.metadata import MAX_METADATA_DEPTH
+from llmtally.cli.main import cli
+from llmtally.event import (
     ACTOR_TEXT_LIMITS,
     COLUMN_NAMES,
     FIELDS,
@@ -31,11 +34,9 @@ from llmtally.capture.event import (
     MAX_DURATION_MS,
     MAX_EPOCH,
     MIN_EPOCH,
-    to_epoch,
+    is_uuid,
+    new_event_id,
 )
-from llmtally.capture.ids import is_uuid, new_event_id
-from llmtally.capture.metadata import MAX_METADATA_DEPTH
-from llmtally.cli.main import cli
 from llmtally.store import schema
 
 

@@ -44,7 +44,8 @@ from hypothesis import strategies as st
 
 import llmtally
 from dbutil import rows
-from llmtally.capture.event import (
+from llmtally.capture.metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
+from llmtally.event import (
     ACTOR_TEXT_LIMITS,
     COLUMN_NAMES,
     FIELDS,
@@ -52,7 +53,6 @@ from llmtally.capture.event import (
     MIN_EPOCH,
     TOKEN_FIELDS,
 )
-from llmtally.capture.metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 
 PROJECT = "fuzz"
 SETTINGS = settings(

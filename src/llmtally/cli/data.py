@@ -10,9 +10,9 @@ from typing import IO, Literal, cast
 
 import click
 
-from llmtally.capture.event import KINDS
 from llmtally.cli.common import UsageFailure, db_option, opened_store, progress_bar
 from llmtally.cli.output import console
+from llmtally.event import KINDS
 from llmtally.query.export import count_events, export_events
 from llmtally.query.reports import Filters
 from llmtally.query.timeparse import parse_duration

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from llmtally.capture.event import COLUMN_NAMES
+from llmtally.event import COLUMN_NAMES
 from llmtally.pipeline.process import Identify
 
 log = logging.getLogger("llmtally")

@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 
 from llmtally.capture.build import COMPLETION_KEY, PROMPT_KEY
-from llmtally.capture.event import COLUMN_NAMES, FIELDS
 from llmtally.capture.pricing import PriceBook, PriceInfo
 from llmtally.capture.redact import Redactor, prompt_fingerprint
 from llmtally.capture.text import clean_text
+from llmtally.event import COLUMN_NAMES, FIELDS
 from llmtally.store.base import Batch
 
 log = logging.getLogger("llmtally")

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.capture.event import COLUMN_NAMES
+from llmtally.event import COLUMN_NAMES
 from llmtally.store.schema import actor_numbers, rollup_actor_bits
 
 _I = {name: i for i, name in enumerate(COLUMN_NAMES)}

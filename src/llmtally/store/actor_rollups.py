@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.capture.event import COLUMN_NAMES
+from llmtally.event import COLUMN_NAMES
 from llmtally.store import sketch
 from llmtally.store.schema import ACTOR_SUMS
 

@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from llmtally.capture.event import COLUMN_NAMES
 from llmtally.capture.text import clean_text
 from llmtally.errors import StoreError, UnsupportedDatabaseError
+from llmtally.event import COLUMN_NAMES
 from llmtally.store import migrate
 
 log = logging.getLogger("llmtally")

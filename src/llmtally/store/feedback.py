@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.capture.event import COLUMN_NAMES
+from llmtally.event import COLUMN_NAMES
 from llmtally.store.schema import (
     FEEDBACK_DIMENSIONS,
     FEEDBACK_SUMS,

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
-from llmtally.capture.event import COLUMN_NAMES
+from llmtally.event import COLUMN_NAMES
 from llmtally.store import rollups
 from llmtally.store.base import (
     ACTOR_COLUMNS,

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.capture.event import COLUMN_NAMES
+from llmtally.event import COLUMN_NAMES
 from llmtally.store import actor_bits, actor_rollups, feedback, sessions, sketch
 from llmtally.store.schema import (
     ROLLUP_DIMENSIONS,

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from llmtally.capture.event import FIELDS, FieldSpec
+from llmtally.event import FIELDS, FieldSpec
 
 metadata = sa.MetaData()
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.capture.event import COLUMN_NAMES
+from llmtally.event import COLUMN_NAMES
 from llmtally.store.schema import SESSION_SUMS, events, session_bounds, session_totals
 
 _I = {name: i for i, name in enumerate(COLUMN_NAMES)}
