@@ -144,9 +144,7 @@ class Tally:
         try:
             self._quality = QualityWeights.of(quality_weights)
         except QueryError as exc:
-            raise ConfigError(
-                f"quality_weights.{exc.argument}", str(exc).split(": ", 1)[1]
-            ) from None
+            raise ConfigError(f"quality_weights.{exc.argument}", exc.reason) from None
         self._invalid = 0
         # sampling only touches the configured kinds; user-facing calls stay at 100%
         self._sample_rate = float(sample_rate)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from llmtally.capture.text import clean_text
+from llmtally.errors import DataRejected as DataRejected  # engines import it from here
 from llmtally.errors import StoreError, UnsupportedDatabaseError
 from llmtally.event import COLUMN_NAMES
 from llmtally.store import migrate
@@ -67,10 +68,6 @@ class WriteResult:
     inserted: int = 0
     duplicates: int = 0
     rejected: list[tuple[tuple[Any, ...], str]] = field(default_factory=list)
-
-
-class DataRejected(Exception):
-    """Raised by an engine when the database refused the batch because of its data."""
 
 
 class Store(abc.ABC):
