@@ -330,10 +330,11 @@ def test_table_formatting() -> None:
     assert format_money(0) == "$0.00"
     assert format_money(None) == "—"
     assert format_ms(12.345) == "12.3" and format_ms(1234.5) == "1,234"
-    assert format_cell("cost_share", 0.25) == "25.0%"
-    assert format_cell("calls", 1234567) == "1,234,567"
-    assert format_cell("stream", True) == "yes"
-    assert format_cell("avg_cost_usd", None) == "—"
+    assert format_cell("ratio", 0.25) == "25.0%"
+    assert format_cell("count", 1234567) == "1,234,567"
+    assert format_cell("bool", True) == "yes"
+    assert format_cell("usd", None) == "—"
+    assert format_cell("usd", 0.00472) == "$0.004720"
 
 
 def test_help_lists_every_command() -> None:

@@ -826,8 +826,8 @@ def test_narrow_terminal_hides_columns_rather_than_crushing_them(data: Dataset) 
 def test_table_formatting_of_changes_ratios_and_durations() -> None:
     assert format_change(0.12) == "+12%" and format_change(-0.05) == "-5.0%"
     assert format_change(None) == "—" and format_change(2.5) == "+250%"
-    assert format_cell("calls_change", -0.25) == "-25%"
-    assert format_cell("up_ratio", 0.5) == "50.0%" and format_cell("share", 0.2) == "20.0%"
+    assert format_cell("change", -0.25) == "-25%"
+    assert format_cell("ratio", 0.5) == "50.0%" and format_cell("ratio", 0.2) == "20.0%"
     assert format_duration(42) == "42.0s" and format_duration(725) == "12m 05s"
     assert format_duration(65520) == "18h 12m" and format_duration(3 * 86400 + 4 * 3600) == "3d 04h"
-    assert format_cell("duration_s", 65520.0) == "18h 12m"
+    assert format_cell("seconds", 65520.0) == "18h 12m"

@@ -7,12 +7,7 @@ from pathlib import Path
 import click
 
 from llmtally.cli.common import CliGroup, db_option, opened_store
-from llmtally.cli.output import console, output_options, render, render_pairs
-from llmtally.pipeline import deadletter
-from llmtally.pipeline.journal import spool_status
-from llmtally.query import catalog
-from llmtally.store import migrate
-from llmtally.tally import default_spool_dir
+from llmtally.cli.output import columns, console, output_options, render, render_pairs
 
 
 @click.group("db", cls=CliGroup)
@@ -24,6 +19,8 @@ def db_group() -> None:
 @db_option
 def db_migrate(db: str) -> None:
     """Apply every pending schema migration (run once by a role allowed to change the schema)."""
+    from llmtally.store import migrate
+
     with opened_store(db, migrate=False) as store:
         applied = store.migrate()
         where = store.safe_url
@@ -38,13 +35,17 @@ def db_migrate(db: str) -> None:
 @output_options
 def db_status(db: str, fmt: str) -> None:
     """Every shipped migration and whether the database has it."""
+    from llmtally.store import migrate
+
     with opened_store(db, migrate=False) as store:
         revisions = migrate.status(store.engine)
     rows = [
         {"revision": r.revision, "description": r.description, "applied": r.applied}
         for r in revisions
     ]
-    render(rows, fmt, title="Schema migrations", columns=("revision", "description", "applied"))
+    render(
+        rows, fmt, title="Schema migrations", columns=columns("revision", "description", "applied")
+    )
 
 
 _PIPELINE_KEYS = (
@@ -69,6 +70,11 @@ _SUMMED = (
 @output_options
 def status(db: str, spool_dir: str | None, fmt: str) -> None:
     """Database, schema revision, event counts, unpriced models and live pipeline counters."""
+    from llmtally.pipeline import deadletter
+    from llmtally.pipeline.journal import spool_status
+    from llmtally.query import catalog
+    from llmtally.tally import default_spool_dir
+
     with opened_store(db, migrate=False) as store:
         facts = catalog.database_status(store.engine)
         placeholders = catalog.unpriced_models(store.engine) if facts["schema_revision"] else []
@@ -90,15 +96,19 @@ def status(db: str, spool_dir: str | None, fmt: str) -> None:
         for key in _SUMMED:
             row[f"pipeline_{key}"] = sum(int(p.get(key) or 0) for p in pipelines)
         row["pipelines"] = len(pipelines)
-        render([row], fmt)
+        render([row], fmt, columns=columns(*row))
         return
-    render_pairs(
-        {k: v for k, v in row.items() if k != "unpriced_models"}, fmt, title="llmtally status"
-    )
+    shown = [key for key in row if key != "unpriced_models"]
+    render_pairs(row, fmt, columns=columns(*shown), title="llmtally status")
     if not row["up_to_date"]:
         console().print("[yellow]The schema is behind: run `llmtally db migrate`.[/yellow]")
     if pipelines:
-        render(pipelines, fmt, title="Live pipelines writing to this database")
+        render(
+            pipelines,
+            fmt,
+            columns=columns(*_PIPELINE_KEYS),
+            title="Live pipelines writing to this database",
+        )
     if orphaned:
         console().print(
             f"[yellow]{len(orphaned)} spool file(s) of stopped processes await recovery; "
@@ -110,7 +120,12 @@ def status(db: str, spool_dir: str | None, fmt: str) -> None:
             f"in {spool}/dead-*.jsonl with the reason.[/yellow]"
         )
     if placeholders:
-        render(placeholders, fmt, title="Models without a known price (their cost is null)")
+        render(
+            placeholders,
+            fmt,
+            columns=columns(*placeholders[0]),
+            title="Models without a known price (their cost is null)",
+        )
         click.echo(
             "Add them to [custom_pricing] in the config file, then run `llmtally prices recompute`."
         )

@@ -10,23 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Callable, Iterator
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
-import sqlalchemy as sa
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from llmtally import config
-from llmtally.cli.output import console
 from llmtally.errors import (
     ConfigError,
     InvalidEventError,
@@ -34,17 +24,22 @@ from llmtally.errors import (
     QueryError,
     UnsupportedDatabaseError,
 )
-from llmtally.query.reports import DIMENSIONS, Filters, Reports
-from llmtally.store.base import Store, open_store
+from llmtally.query import registry
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from llmtally.query.reports import Reports
+    from llmtally.store.base import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-FILTER_NAMES: Final = ("project", "feature", "model", "provider", "actor")
-# QueryError arguments that are spelled as options on the command line
-_OPTION_ARGUMENTS: Final = frozenset(
-    {"since", "until", "status", "by", "interval", "limit", "offset", *FILTER_NAMES}
-)
-INTERVALS: Final = ("hour", "day", "week")
+
+def _option_names() -> frozenset[str]:
+    """Report parameters spelled as options on the command line (``--since``…)."""
+    return frozenset(
+        p.name for report in registry.all_reports() for p in report.parameters() if not p.argument
+    )
 
 
 class UsageFailure(click.ClickException):
@@ -73,13 +68,15 @@ def translate_errors(exc: Exception) -> click.ClickException | None:
         lines = exc.format_message().strip().splitlines()
         return UsageFailure(lines[0] if lines else "bad usage")
     if isinstance(exc, QueryError):
-        name = f"--{exc.argument}" if exc.argument in _OPTION_ARGUMENTS else exc.argument
-        return UsageFailure(f"{name}: {str(exc).split(': ', 1)[-1]}")
+        name = f"--{exc.argument}" if exc.argument in _option_names() else exc.argument
+        return UsageFailure(f"{name}: {exc.reason}")
     if isinstance(exc, ConfigError | InvalidEventError | UnsupportedDatabaseError):
         return UsageFailure(_first_line(exc))
     if isinstance(exc, LlmtallyError):  # StoreError, MigrationError…
         return StoreFailure(_first_line(exc))
-    if isinstance(exc, sa.exc.SQLAlchemyError):
+    # an SQLAlchemy error exists only once SQLAlchemy is imported: `--help` need not import it
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.SQLAlchemyError):
         # the driver's message; SQLAlchemy's own adds a multi-line background link
         cause = getattr(exc, "orig", None) or exc
         return StoreFailure(f"database error: {_first_line(cause)}")
@@ -112,6 +109,20 @@ def database_url(given: str | None) -> str:
     return str(settings()["database_url"])
 
 
+_DB_DECLS: Final = ("--db",)
+_DB_ATTRS: Final[dict[str, Any]] = {
+    "metavar": "URL",
+    "default": None,
+    "help": "Database URL (sqlite:///path or postgresql://…); default: $LLMTALLY_DATABASE_URL "
+    "or sqlite:///llmtally.db.",
+}
+
+
+def db_param() -> click.Option:
+    """The ``--db URL`` option (the command resolves it with ``database_url``)."""
+    return click.Option(list(_DB_DECLS), **_DB_ATTRS)
+
+
 def db_option(fn: F) -> F:
     """Give a command ``--db URL``; the command receives the resolved URL as ``db``."""
 
@@ -119,57 +130,14 @@ def db_option(fn: F) -> F:
     def wrapper(*args: Any, db: str | None, **kwargs: Any) -> Any:
         return fn(*args, db=database_url(db), **kwargs)
 
-    option = click.option(
-        "--db",
-        metavar="URL",
-        default=None,
-        help="Database URL (sqlite:///path or postgresql://…); default: $LLMTALLY_DATABASE_URL "
-        "or sqlite:///llmtally.db.",
-    )
-    return option(wrapper)  # type: ignore[return-value]
-
-
-def filter_options(fn: F) -> F:
-    """Give a report ``--since/--until`` and the equality filters; it receives ``filters``."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in ("since", "until", "status", *FILTER_NAMES)}
-        return fn(*args, filters=Filters.parse(**values), **kwargs)
-
-    options = [
-        click.option(
-            "--since",
-            default="30d",
-            show_default=True,
-            help="Start: a duration ago (30m, 24h, 7d, 2w) or an ISO date/time (UTC if no offset).",
-        ),
-        click.option("--until", default=None, help="End (exclusive), same forms; default: now."),
-        *(
-            click.option(f"--{name}", default=None, help=f"Only this {name}.")
-            for name in FILTER_NAMES
-        ),
-        click.option(
-            "--status",
-            type=click.Choice(["success", "error"]),
-            default=None,
-            help="Only ok or failed calls.",
-        ),
-    ]
-    decorated: Callable[..., Any] = wrapper
-    for option in reversed(options):
-        decorated = option(decorated)
-    return decorated  # type: ignore[return-value]
-
-
-def report_options(fn: F) -> F:
-    """``filter_options`` plus ``--db``: what every report command takes."""
-    return db_option(filter_options(fn))
+    return click.option(*_DB_DECLS, **_DB_ATTRS)(wrapper)  # type: ignore[return-value]
 
 
 @contextlib.contextmanager
 def opened_store(url: str, *, migrate: bool = True) -> Iterator[Store]:
     """Open (and by default migrate) the store for ``url``; closed on exit."""
+    from llmtally.store.base import open_store
+
     store = open_store(url)
     try:
         if migrate:
@@ -182,40 +150,27 @@ def opened_store(url: str, *, migrate: bool = True) -> Iterator[Store]:
 @contextlib.contextmanager
 def opened_reports(url: str) -> Iterator[Reports]:
     """Reports over ``url``; a database that does not exist yet is created empty."""
+    from llmtally.query.reports import Reports
+
     weights = config.from_env().get("quality_weights")
     with opened_store(url) as store:
         yield Reports(store.engine, quality_weights=weights)
 
 
-def dimension_choice() -> click.Choice[str]:
-    """The dimensions a breakdown can group by."""
-    return click.Choice(list(DIMENSIONS))
-
-
-def interval_option(default: str) -> Callable[[F], F]:
-    """``--interval hour|day|week`` for the trend reports."""
-    return click.option(
-        "--interval",
-        type=click.Choice(INTERVALS),
-        default=default,
-        show_default=True,
-        help="Bucket size: hour, day or ISO week (UTC).",
-    )
-
-
-def limit_option(default: int | None, what: str = "rows") -> Callable[[F], F]:
-    """``--limit N`` (a positive integer; no limit when ``default`` is None and none given)."""
-    return click.option(
-        "--limit",
-        type=click.IntRange(min=1),
-        default=default,
-        show_default=default is not None,
-        help=f"Show at most this many {what}.",
-    )
-
-
 def progress_bar() -> Progress:
     """A Rich progress bar on stderr (stdout stays clean for data); hidden when not a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from llmtally.cli.output import console
+
     err = console(stderr=True)
     return Progress(
         TextColumn("[progress.description]{task.description}"),

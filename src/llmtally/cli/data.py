@@ -13,10 +13,7 @@ import click
 from llmtally.cli.common import UsageFailure, db_option, opened_store, progress_bar
 from llmtally.cli.output import console
 from llmtally.event import KINDS
-from llmtally.query.export import count_events, export_events
-from llmtally.query.reports import Filters
 from llmtally.query.timeparse import parse_duration
-from llmtally.store.maintenance import delete_older_than
 
 _KINDS = sorted(KINDS)
 
@@ -80,6 +77,9 @@ def export(
     db: str,
 ) -> None:
     """Export raw events (every column) as CSV or JSON Lines, oldest first."""
+    from llmtally.query.export import count_events, export_events
+    from llmtally.query.filters import Filters
+
     if days is not None and since is not None:
         raise UsageFailure("give --days or --since, not both")
     filters = Filters.parse(
@@ -117,6 +117,8 @@ def export(
 @db_option
 def cleanup(older_than: str, project: str | None, yes: bool, db: str) -> None:
     """Delete old events (retention)."""
+    from llmtally.store.maintenance import delete_older_than
+
     cutoff = datetime.now(UTC) - parse_duration(older_than, "--older-than")
     scope = f" of project {project!r}" if project else ""
     when = cutoff.strftime("%Y-%m-%d %H:%M UTC")

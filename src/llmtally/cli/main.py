@@ -9,14 +9,12 @@ from __future__ import annotations
 import click
 
 from llmtally import __version__
-from llmtally.cli.activity import agents, errors, feedback, sessions, tools, trace
 from llmtally.cli.admin import db_group, status
 from llmtally.cli.common import CliGroup
 from llmtally.cli.data import cleanup, export
 from llmtally.cli.demo import demo
 from llmtally.cli.prices import prices
-from llmtally.cli.reports import costs, overview
-from llmtally.cli.requests import requests_group
+from llmtally.cli.reports import report_commands
 
 
 @click.group(
@@ -32,15 +30,7 @@ def cli() -> None:
 
 
 for command in (
-    overview,
-    costs,
-    requests_group,
-    errors,
-    feedback,
-    sessions,
-    agents,
-    tools,
-    trace,
+    *report_commands(),
     export,
     cleanup,
     prices,

@@ -15,16 +15,19 @@ import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 import orjson
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
-from rich.text import Text
 
-from llmtally.query.export import csv_value, iso_utc, json_value
+from llmtally.query.registry import Column, Unit
+from llmtally.query.values import csv_value, iso_utc, json_value
+
+if TYPE_CHECKING:
+    # Rich is imported when something is printed: `llmtally --help` does without it
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 FORMATS: Final = ("table", "json", "csv")
 NONE: Final = "—"
@@ -34,21 +37,29 @@ F = TypeVar("F", bound=Callable[..., Any])
 Row = Mapping[str, Any]
 
 
+_FORMAT_DECLS: Final = ("--format", "fmt")
+_FORMAT_ATTRS: Final[dict[str, Any]] = {
+    "type": click.Choice(FORMATS),
+    "default": "table",
+    "show_default": True,
+    "help": "Output format: a table for people, JSON (a list of objects) or CSV for machines.",
+}
+
+
+def format_param() -> click.Option:
+    """The ``--format table|json|csv`` option (passed as ``fmt``)."""
+    return click.Option(list(_FORMAT_DECLS), **_FORMAT_ATTRS)
+
+
 def output_options(fn: F) -> F:
     """Give a command ``--format table|json|csv`` (passed as ``fmt``)."""
-    option = click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        default="table",
-        show_default=True,
-        help="Output format: a table for people, JSON (a list of objects) or CSV for machines.",
-    )
-    return option(fn)
+    return click.option(*_FORMAT_DECLS, **_FORMAT_ATTRS)(fn)
 
 
 def console(*, stderr: bool = False) -> Console:
     """A Rich console on click's current stdout/stderr; wide when writing to a file or pipe."""
+    from rich.console import Console
+
     # sys.stdout looked up now: click's test runner swaps it per invocation
     stream = sys.stderr if stderr else sys.stdout
     out = Console(file=stream, highlight=False, soft_wrap=False)
@@ -112,29 +123,10 @@ def format_change(value: float | None) -> str:
     return f"{percent:+.1f}%" if 0 < abs(percent) < 10 else f"{percent:+,.0f}%"
 
 
-def is_money(key: str, money_keys: Collection[str] = ()) -> bool:
-    """Whether a column holds USD."""
-    return key.endswith("_usd") or key in money_keys
-
-
-def _is_share(key: str) -> bool:
-    return key.endswith(("_share", "_rate", "_ratio")) or key == "share"
-
-
-def format_cell(key: str, value: Any, money_keys: Collection[str] = ()) -> str:
-    """One value as shown in a table, chosen by the column's name and the value's type."""
-    if is_money(key, money_keys):
-        return format_money(value)
+def format_number(value: Any) -> str:
+    """A number, bool, time or text by its type: ``1,234``, ``0.1235``, ``yes``, ISO time."""
     if value is None:
         return NONE
-    if key.endswith("_change") and isinstance(value, (int, float)):
-        return format_change(float(value))
-    if _is_share(key) and isinstance(value, (int, float)):
-        return format_share(float(value))
-    if key.endswith("_ms") and isinstance(value, (int, float)):
-        return format_ms(float(value))
-    if key.endswith("_s") and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return format_duration(float(value))
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -147,22 +139,50 @@ def format_cell(key: str, value: Any, money_keys: Collection[str] = ()) -> str:
     return str(value)
 
 
-def label(key: str) -> str:
-    """Column header for a key: ``cost_usd`` → ``cost ($)``, ``p50_latency_ms`` → ``… (ms)``."""
-    units = (("_usd", " ($)"), ("_ms", " (ms)"), ("_per_mtok", " ($/M tok)"), ("_s", ""))
-    for suffix, unit in units:
-        if key.endswith(suffix):
-            return key[: -len(suffix)].replace("_", " ") + unit
-    return key.replace("_", " ")
+_FORMATTERS: Final[dict[str, Callable[[float], str]]] = {
+    "usd": format_money,
+    "usd_per_mtok": format_money,
+    "change": format_change,
+    "ratio": format_share,
+    "ms": format_ms,
+    "seconds": format_duration,
+}
 
 
-def _keys(rows: Sequence[Row], columns: Sequence[str] | None) -> list[str]:
-    if columns is not None:
-        return list(columns)
-    keys: dict[str, None] = {}
-    for row in rows:
-        keys.update(dict.fromkeys(row))
-    return list(keys)
+def format_cell(unit: Unit, value: Any) -> str:
+    """One value as a table shows it, by its column's unit (``—`` for None)."""
+    if value is None:
+        return NONE
+    formatter = _FORMATTERS.get(unit)
+    numeric = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+    if formatter is not None and numeric:
+        return formatter(float(value))
+    return format_number(value)
+
+
+_UNIT_LABELS: Final = {
+    "usd": ("_usd", " ($)"),
+    "usd_per_mtok": ("_per_mtok", " ($/M tok)"),
+    "ms": ("_ms", " (ms)"),
+    "seconds": ("_s", ""),
+}
+
+
+def label(column: Column) -> str:
+    """A column's header: ``cost_usd`` → ``cost ($)``, ``p50_latency_ms`` → ``… (ms)``."""
+    name = column.name
+    suffix, mark = _UNIT_LABELS.get(column.unit, ("", ""))
+    if suffix and name.endswith(suffix):
+        name = name[: -len(suffix)]
+    return name.replace("_", " ") + mark
+
+
+def columns(*specs: str | tuple[str, Unit]) -> tuple[Column, ...]:
+    """Columns of a command's own rows: a name (text, formatted by type) or (name, unit)."""
+    return tuple(
+        Column(spec, "text", "") if isinstance(spec, str) else Column(spec[0], spec[1], "")
+        for spec in specs
+    )
 
 
 def _numeric(key: str, rows: Sequence[Row]) -> bool:
@@ -172,19 +192,25 @@ def _numeric(key: str, rows: Sequence[Row]) -> bool:
     )
 
 
+def _clip(value: Any, width: int | None) -> Any:
+    if width is not None and isinstance(value, str) and len(value) > width:
+        return value[: width - 1] + "…"
+    return value
+
+
 def render(
     rows: Sequence[Row],
     fmt: str,
+    *,
+    columns: Sequence[Column],
     title: str | None = None,
-    money_keys: Collection[str] = (),
-    columns: Sequence[str] | None = None,
     right: Collection[str] = (),
 ) -> None:
-    """Print ``rows`` as a table, JSON or CSV on stdout; ``columns`` fixes the CSV/table header.
+    """Print ``rows`` as a table, JSON or CSV on stdout, with exactly ``columns``.
 
     ``right`` names text columns to align right in a table (numbers already are).
     """
-    keys = _keys(rows, columns)
+    keys = [column.name for column in columns]
     if fmt == "json":
         data = [{key: json_value(row.get(key)) for key in keys} for row in rows]
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
@@ -198,28 +224,34 @@ def render(
             writer.writerow([csv_value(row.get(k)) for k in keys])
         out.flush()
         return
-    cells = [[format_cell(key, row.get(key), money_keys) for key in keys] for row in rows]
+    cells = [
+        [format_cell(c.unit, _clip(row.get(c.name), c.width)) for c in columns] for row in rows
+    ]
     right_aligned = [
-        _numeric(key, rows) or is_money(key, money_keys) or key in right for key in keys
+        _numeric(c.name, rows) or c.unit in ("usd", "usd_per_mtok") or c.name in right
+        for c in columns
     ]
     out = console()
+    labels = [label(column) for column in columns]
     shown = len(keys)
-    table = _table(keys, cells, right_aligned, shown)
+    table = _table(labels, cells, right_aligned, shown)
     if out.is_terminal or "COLUMNS" in os.environ:
         # too many columns for the terminal: drop some from the right rather than crush all
         while shown > 1 and _too_wide(table, out.width):
             shown -= 1
-            table = _table(keys, cells, right_aligned, shown)
+            table = _table(labels, cells, right_aligned, shown)
     _print_table(table, title)
     if shown < len(keys):
         hidden = ", ".join(keys[shown:])
         out.print(
-            Text(f"not shown: {hidden} (a wider terminal, --format csv or json)", style="dim")
+            _text(f"not shown: {hidden} (a wider terminal, --format csv or json)", style="dim")
         )
 
 
 def _too_wide(table: Table, width: int) -> bool:
     """Whether Rich, squeezing ``table`` into ``width`` columns, would still have to crop it."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     probe = Console(file=buffer, width=width, color_system=None)
     probe.print(table, crop=False)
@@ -227,14 +259,16 @@ def _too_wide(table: Table, width: int) -> bool:
 
 
 def _table(
-    keys: Sequence[str], cells: Sequence[Sequence[str]], right: Sequence[bool], shown: int
+    labels: Sequence[str], cells: Sequence[Sequence[str]], right: Sequence[bool], shown: int
 ) -> Table:
+    from rich.table import Table
+
     table = Table()
-    for i, key in enumerate(keys[:shown]):
+    for i, header in enumerate(labels[:shown]):
         # numbers hold no spaces, so they never wrap; their headers may, onto two lines
         widest = max((len(line[i]) for line in cells), default=0)
         table.add_column(
-            label(key),
+            header,
             justify="right" if right[i] else "left",
             min_width=None if right[i] else min(widest, TEXT_MIN_WIDTH),
         )
@@ -244,23 +278,33 @@ def _table(
 
 
 def render_pairs(
-    row: Row, fmt: str, title: str | None = None, money_keys: Collection[str] = ()
+    row: Row, fmt: str, *, columns: Sequence[Column], title: str | None = None
 ) -> None:
     """Print one record: a two-column metric/value table, or like ``render`` for JSON/CSV."""
     if fmt != "table":
-        render([row], fmt, title, money_keys)
+        render([row], fmt, columns=columns, title=title)
         return
+    from rich.table import Table
+
     table = Table(show_header=False)
     table.add_column("metric", style="bold")
     # numbers line up on the right; a column holding text reads better from the left
-    numeric = all(_numeric(key, [row]) or row.get(key) is None for key in row)
+    numeric = all(_numeric(c.name, [row]) or row.get(c.name) is None for c in columns)
     table.add_column("value", justify="right" if numeric else "left")
-    for key, value in row.items():
-        table.add_row(label(key), format_cell(key, value, money_keys))
+    for column in columns:
+        table.add_row(label(column), format_cell(column.unit, row.get(column.name)))
     _print_table(table, title)
 
 
+def _text(text: str, style: str) -> Text:
+    from rich.text import Text
+
+    return Text(text, style=style)
+
+
 def _print_table(table: Table, title: str | None) -> None:
+    from rich.measure import Measurement
+
     out = console()
     if not out.is_terminal and "COLUMNS" not in os.environ:
         # in a file or a pipe, as wide as the table wants: nothing squeezed or wrapped
@@ -268,5 +312,5 @@ def _print_table(table: Table, title: str | None) -> None:
         out.width = max(out.width, wanted)
     if title:
         # above the table rather than in it: a narrow table would wrap a long title
-        out.print(Text(title, style="bold"))
+        out.print(_text(title, style="bold"))
     out.print(table)

@@ -14,9 +14,8 @@ from typing import Any, Final
 import click
 
 from llmtally.cli.common import CliGroup, db_option, opened_store, progress_bar, settings
-from llmtally.cli.output import console, output_options, render, render_pairs
-from llmtally.query import catalog
-from llmtally.query.timeparse import parse_time
+from llmtally.cli.output import columns, console, output_options, render, render_pairs
+from llmtally.query.registry import Unit
 
 PRICE_KEYS: Final = (
     "input_per_mtok",
@@ -25,7 +24,8 @@ PRICE_KEYS: Final = (
     "cache_write_per_mtok",
 )
 _MTOK_ATTRS: Final = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
-_LIST_COLUMNS: Final = ("provider", "model", "name", *PRICE_KEYS, "source")
+_PRICES: Final[tuple[tuple[str, Unit], ...]] = tuple((key, "usd_per_mtok") for key in PRICE_KEYS)
+_LIST_COLUMNS: Final = columns("provider", "model", "name", *_PRICES, "source")
 
 
 def custom_pricing() -> Mapping[str, Any] | None:
@@ -105,7 +105,6 @@ def prices_list(provider: str | None, search: str | None, fmt: str) -> None:
         rows,
         fmt,
         title=f"Prices ({len(rows):,} models)",
-        money_keys=PRICE_KEYS,
         columns=_LIST_COLUMNS,
     )
 
@@ -122,6 +121,8 @@ def _genai_price_text(info_provider: str | None, matched: str | None, now: datet
 
 def _registry(db: str, provider: str | None, model: str) -> dict[str, Any]:
     # no migration here: showing a price should not create or upgrade a database
+    from llmtally.query import catalog
+
     with opened_store(db, migrate=False) as store:
         entry = catalog.registry_entry(store.engine, model, provider)
     return {
@@ -158,7 +159,9 @@ def prices_show(model: str, provider: str | None, db: str, fmt: str) -> None:
         else None,
     }
     row.update(_registry(db, provider, model))
-    render_pairs(row, fmt, title=f"Price of {model}", money_keys=PRICE_KEYS)
+    units = dict(_PRICES)
+    shown = columns(*((key, units[key]) if key in units else key for key in row))
+    render_pairs(row, fmt, columns=shown, title=f"Price of {model}")
 
 
 @prices.command("recompute")
@@ -174,6 +177,7 @@ def prices_show(model: str, provider: str | None, db: str, fmt: str) -> None:
 def prices_recompute(since: str, until: str | None, reprice_all: bool, db: str) -> None:
     """Re-price stored calls with current price data and the config's custom prices."""
     from llmtally.capture.pricing import PriceBook
+    from llmtally.query.timeparse import parse_time
     from llmtally.store.maintenance import count_to_reprice, recompute_costs
 
     now = datetime.now(UTC)

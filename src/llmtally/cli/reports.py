@@ -1,52 +1,65 @@
-"""Report commands: ``overview`` and ``costs summary|trends|breakdown``. No SQL here: ``query``."""
+"""The report commands, generated from the report registry (``query.registry``).
+
+Each report becomes a command (``costs.breakdown`` → ``llmtally costs breakdown``) whose
+options, choices, defaults and help come from the report's parameters, plus ``--db``
+and ``--format``. Output is the report's ``Result``: JSON and CSV carry exactly its
+columns; tables format each column by its unit. No SQL and no report knowledge here
+beyond how a terminal shows a result (the overview's comparison and top lists).
+"""
 
 from __future__ import annotations
 
-from typing import Final
+import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
-from llmtally.cli.common import (
-    CliGroup,
-    dimension_choice,
-    interval_option,
-    opened_reports,
-    report_options,
-)
+from llmtally.cli.common import CliGroup, database_url, db_param, opened_reports
 from llmtally.cli.output import (
     format_cell,
     format_change,
+    format_param,
     label,
-    output_options,
     render,
     render_pairs,
 )
-from llmtally.query.export import iso_utc
-from llmtally.query.reports import Filters, Reports
+from llmtally.query import registry
+from llmtally.query.registry import Column, Parameter, Report, Result, WindowParams
+from llmtally.query.values import iso_utc
 
-# the CSV header of an empty breakdown (a non-empty one takes the report's own keys)
-_BREAKDOWN_KEYS: Final = (
-    "calls",
-    "cost_usd",
-    "cost_share",
-    "avg_cost_usd",
-    "unpriced_calls",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-)
-_TREND_KEYS: Final = ("bucket", "calls", "errors", "cost_usd", "input_tokens", "output_tokens")
+if TYPE_CHECKING:
+    from llmtally.query.filters import Filters
+    from llmtally.query.reports import Reports
+
 # the previous period of equal length, shown under the overview in table mode:
-# (metric, key now, key before, key of the relative change or None)
+# (metric, column now, column before, column of the relative change or None)
 _COMPARISON: Final = (
     ("calls", "calls", "prev_calls", "calls_change"),
     ("cost_usd", "cost_usd", "prev_cost_usd", "cost_change"),
     ("error_rate", "error_rate", "prev_error_rate", None),
     ("p95_latency_ms", "p95_latency_ms", "prev_p95_latency_ms", None),
 )
-_TOP_KEYS: Final = ("calls", "cost_usd", "cost_share", "avg_cost_usd", "errors")
+_TOP_COLUMNS: Final = ("calls", "cost_usd", "cost_share", "avg_cost_usd", "errors")
 TOP_N: Final = 5
+
+# how a table titles each report (parameters by name); a window's description follows
+TITLES: Final = {
+    "overview": "Overview",
+    "costs.summary": "Costs",
+    "costs.trends": "Cost per {interval}",
+    "costs.breakdown": "Cost by {by}",
+    "requests.stats": "Requests{by_suffix}",
+    "requests.list": "Recent calls",
+    "requests.trends": "Requests per {interval}",
+    "requests.models": "Models",
+    "errors": "Errors",
+    "feedback": "Feedback by {by}",
+    "sessions": "Sessions",
+    "agents": "Agents",
+    "tools": "Tools",
+    "trace": "Trace {trace_id}",
+}
 
 
 def describe(filters: Filters) -> str:
@@ -63,120 +76,156 @@ def describe(filters: Filters) -> str:
     return ", ".join(parts) if parts else "all time"
 
 
-def breakdown_rows(
-    reports: Reports, by: str, filters: Filters, limit: int | None
-) -> list[dict[str, object]]:
-    """Breakdown rows, the top ``limit`` of them.
+def title(result: Result, name: str | None = None) -> str:
+    """The table title of a result: what it is, then its window and filters."""
+    params = result.params
+    values = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    by = values.get("by")
+    values["by_suffix"] = f" by {by}" if by else ""
+    text = (name or TITLES.get(result.report.name, result.report.name)).format(**values)
+    if isinstance(params, WindowParams):
+        text += f" ({describe(params.filters())})"
+    return text
 
-    Sliced here rather than with ``costs_breakdown(limit=…)``: that computes
-    ``cost_share`` over the returned rows only, which would inflate the shares.
-    """
-    rows = reports.costs_breakdown(by=by, filters=filters)
-    return rows if limit is None else rows[:limit]
 
-
-def show_overview(reports: Reports, filters: Filters, fmt: str, title: str = "Overview") -> None:
-    """Print the overview; in table mode followed by the top models and features by cost."""
-    row = reports.overview(filters)[0]
-    if fmt != "table":
-        render([row], fmt)
+def show(reports: Reports, result: Result, fmt: str) -> None:
+    """Print a result: a record as metric/value pairs, rows as a table; JSON/CSV as is."""
+    view = TABLE_VIEWS.get(result.report.name)
+    if fmt == "table" and view is not None:
+        view(reports, result)
         return
-    comparison = comparison_rows(row)
-    current = {key: value for key, value in row.items() if not key.startswith("prev_")}
-    for _, _, _, change in _COMPARISON:
-        if change is not None:
-            current.pop(change, None)
-    render_pairs(current, fmt, title=f"{title} ({describe(filters)})")
+    if fmt == "table" and result.report.is_record(result.params) and len(result.rows) == 1:
+        render_pairs(result.rows[0], fmt, columns=result.columns, title=title(result))
+        return
+    columns = result.columns
+    if fmt == "table" and result.report.table_columns is not None:
+        columns = tuple(result.column(name) for name in result.report.table_columns)
+    render(result.rows, fmt, columns=columns, title=title(result))
+
+
+def show_overview(reports: Reports, result: Result, name: str = "Overview") -> None:
+    """The overview as a table: the figures, the previous period, top models and features."""
+    row = result.rows[0]
+    derived = {before for _, _, before, _ in _COMPARISON} | {
+        change for *_, change in _COMPARISON if change
+    }
+    render_pairs(
+        row,
+        "table",
+        columns=[c for c in result.columns if c.name not in derived],
+        title=title(result, name),
+    )
+    comparison = comparison_rows(result)
     if comparison:
         render(
             comparison,
-            fmt,
+            "table",
+            columns=_text_columns("metric", "now", "previous", "change"),
             title="Compared with the previous period of equal length",
             right=("now", "previous", "change"),
         )
+    breakdown = registry.get("costs.breakdown")
     for by in ("model", "feature"):
-        rows = breakdown_rows(reports, by, filters, TOP_N)
-        if rows:
-            render(rows, fmt, title=f"Cost by {by} (top {TOP_N})", columns=(by, *_TOP_KEYS))
+        params = breakdown.params(
+            **{f.name: getattr(result.params, f.name) for f in dataclasses.fields(WindowParams)},
+            by=by,
+            limit=TOP_N,
+        )
+        top = breakdown.run(reports, params)
+        if top.rows:
+            render(
+                top.rows,
+                "table",
+                columns=(top.column(by), *(top.column(name) for name in _TOP_COLUMNS)),
+                title=f"Cost by {by} (top {TOP_N})",
+            )
 
 
-def comparison_rows(row: dict[str, object]) -> list[dict[str, str]]:
-    """This period against the previous one, formatted (empty if the overview has no prev_*)."""
-    if not any(key.startswith("prev_") for key in row):
+def comparison_rows(result: Result) -> list[dict[str, str]]:
+    """This period against the previous one, formatted (empty without a previous period)."""
+    row = result.rows[0]
+    if not any(c.when == "since" for c in result.columns):
         return []
     return [
         {
-            "metric": label(metric),
-            "now": format_cell(metric, row.get(now)),
-            "previous": format_cell(metric, row.get(before)),
+            "metric": label(result.column(now)),
+            "now": format_cell(result.column(now).unit, row.get(now)),
+            "previous": format_cell(result.column(now).unit, row.get(before)),
             "change": format_change(_number(row.get(change))) if change else "",
         }
-        for metric, now, before, change in _COMPARISON
-        if before in row
+        for _, now, before, change in _COMPARISON
     ]
+
+
+def _text_columns(*names: str) -> tuple[Column, ...]:
+    return tuple(Column(name, "text", "") for name in names)
 
 
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-@click.command()
-@report_options
-@output_options
-def overview(db: str, filters: Filters, fmt: str) -> None:
-    """Calls, cost, tokens, error rate and latency at a glance."""
-    with opened_reports(db) as reports:
-        show_overview(reports, filters, fmt)
+TABLE_VIEWS: Final[dict[str, Callable[[Reports, Result], None]]] = {"overview": show_overview}
 
 
-@click.group(cls=CliGroup)
-def costs() -> None:
-    """What the calls cost: totals and breakdowns."""
-
-
-@costs.command("summary")
-@report_options
-@output_options
-def costs_summary(db: str, filters: Filters, fmt: str) -> None:
-    """Total cost with averages per call and per day."""
-    with opened_reports(db) as reports:
-        rows = reports.costs_summary(filters)
-    if fmt == "table":
-        render_pairs(rows[0], fmt, title=f"Costs ({describe(filters)})")
+def _option(p: Parameter) -> click.Parameter:
+    """The click option (or argument) of one report parameter."""
+    if p.argument:
+        return click.Argument([p.name], required=p.required)
+    choices = p.choices
+    kind: Any
+    if choices is not None:
+        kind = click.Choice(list(choices))
+    elif p.kind is int:
+        kind = click.IntRange(min=p.minimum) if p.minimum is not None else int
     else:
-        render(rows, fmt)
-
-
-@costs.command("trends")
-@interval_option("day")
-@report_options
-@output_options
-def costs_trends(interval: str, db: str, filters: Filters, fmt: str) -> None:
-    """Calls, errors, cost and tokens per hour, day or week (buckets with calls, oldest first)."""
-    with opened_reports(db) as reports:
-        rows = reports.costs_trends(interval=interval, filters=filters)
-    render(
-        rows,
-        fmt,
-        title=f"Cost per {interval} ({describe(filters)})",
-        columns=None if rows else _TREND_KEYS,
+        kind = str
+    default = None if p.required else p.default
+    return click.Option(
+        [f"--{p.name.replace('_', '-')}", p.name],
+        type=kind,
+        default=default,
+        required=p.required,
+        show_default=default is not None,
+        help=p.doc,
     )
 
 
-@costs.command("breakdown")
-@click.option(
-    "--by", type=dimension_choice(), default="model", show_default=True, help="Group costs by this."
-)
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show only the top N.")
-@report_options
-@output_options
-def costs_breakdown(by: str, limit: int | None, db: str, filters: Filters, fmt: str) -> None:
-    """Cost, calls and tokens per model, provider, feature, actor, session or project."""
-    with opened_reports(db) as reports:
-        rows = breakdown_rows(reports, by, filters, limit)
-    render(
-        rows,
-        fmt,
-        title=f"Cost by {by} ({describe(filters)})",
-        columns=None if rows else (by, *_BREAKDOWN_KEYS),
+def report_command(report: Report) -> click.Command:
+    """The command of one report: its parameters as options, then ``--db`` and ``--format``."""
+
+    def run(db: str | None, fmt: str, **values: Any) -> None:
+        params = report.params(**values)
+        with opened_reports(database_url(db)) as reports:
+            show(reports, report.run(reports, params), fmt)
+
+    return click.Command(
+        report.path[-1],
+        callback=run,
+        params=[*(_option(p) for p in report.parameters()), db_param(), format_param()],
+        help=report.doc,
+        short_help=report.summary,
     )
+
+
+def show_report(reports: Reports, name: str, fmt: str, **values: Any) -> None:
+    """Compute a report by name with these parameter values and print it (``llmtally demo``)."""
+    report = registry.get(name)
+    show(reports, report.run(reports, report.params(**values)), fmt)
+
+
+def report_commands() -> list[click.Command]:
+    """Every report's command; reports named ``group.name`` come inside their group."""
+    top: list[click.Command] = []
+    groups: dict[str, click.Group] = {}
+    for report in registry.all_reports():
+        command = report_command(report)
+        if len(report.path) == 1:
+            top.append(command)
+            continue
+        group_name = report.path[0]
+        if group_name not in groups:
+            groups[group_name] = CliGroup(group_name, help=registry.groups()[group_name])
+            top.append(groups[group_name])
+        groups[group_name].add_command(command)
+    return top

@@ -7,21 +7,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from llmtally.query import registry
 from llmtally.query.aggregate import Agg, aware, collect
 from llmtally.query.filters import Filters
 from llmtally.store.schema import events
 
 Row = dict[str, Any]
 
-LIST_COLUMNS = (
-    "event_id", "occurred_at", "project", "feature", "model", "provider", "actor_id",
-    "session_id", "trace_id", "status", "error_type", "input_tokens", "output_tokens",
-    "cache_read_tokens", "cost_usd", "latency_ms", "ttft_ms", "stream",
-)  # fmt: skip
-TRACE_COLUMNS = (
-    "event_id", "occurred_at", "kind", "name", "feature", "model", "provider", "status",
-    "error_type", "latency_ms", "cost_usd", "parent_id", "actor_id",
-)  # fmt: skip
+# the events columns the two listings return, as their reports declare them
+LIST_COLUMNS = tuple(column.name for column in registry.get("requests.list").columns)
+TRACE_COLUMNS = tuple(column.name for column in registry.get("trace").columns)
 
 
 def _row(columns: tuple[str, ...], values: Any) -> Row:
@@ -35,7 +30,7 @@ def _row(columns: tuple[str, ...], values: Any) -> Row:
     return out
 
 
-def requests_list(engine: sa.Engine, f: Filters, limit: int, offset: int) -> list[Row]:
+def requests_list(conn: sa.Connection, f: Filters, limit: int, offset: int) -> list[Row]:
     """Calls newest first, one page."""
     c = events.c
     query = (
@@ -45,11 +40,10 @@ def requests_list(engine: sa.Engine, f: Filters, limit: int, offset: int) -> lis
         .limit(limit)
         .offset(offset)
     )
-    with engine.connect() as conn:
-        return [_row(LIST_COLUMNS, r) for r in conn.execute(query)]
+    return [_row(LIST_COLUMNS, r) for r in conn.execute(query)]
 
 
-def trace(engine: sa.Engine, trace_id: str, project: str | None) -> list[Row]:
+def trace(conn: sa.Connection, trace_id: str, project: str | None) -> list[Row]:
     """Every event of a trace, any kind, oldest first."""
     c = events.c
     where = c.trace_id == trace_id
@@ -60,8 +54,7 @@ def trace(engine: sa.Engine, trace_id: str, project: str | None) -> list[Row]:
         .where(where)
         .order_by(c.occurred_at, c.event_id)
     )
-    with engine.connect() as conn:
-        return [_row(TRACE_COLUMNS, r) for r in conn.execute(query)]
+    return [_row(TRACE_COLUMNS, r) for r in conn.execute(query)]
 
 
 def sessions(conn: sa.Connection, f: Filters, limit: int) -> list[Row]:

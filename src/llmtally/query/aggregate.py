@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from llmtally.query.filters import DIMENSIONS, ROLLUP_DIMS, Filters, refine, split
+from llmtally.query.filters import ROLLUP_DIMS, Filters, refine, split
+from llmtally.query.vocabulary import DIMENSION_COLUMNS as DIMENSIONS
 from llmtally.store import sketch
 from llmtally.store.schema import ROLLUP_SUMS, events, rollup_5min, rollup_daily, rollup_hourly
 
-INTERVALS = ("hour", "day", "week")
 _SUM_INDEX = {name: i for i, name in enumerate(ROLLUP_SUMS)}
 _TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
            "reasoning_tokens")  # fmt: skip

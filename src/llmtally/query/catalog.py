@@ -6,13 +6,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from llmtally.query.connect import connect
 from llmtally.store import migrate
 from llmtally.store.schema import events, models
 
 
 def database_status(engine: sa.Engine) -> dict[str, Any]:
     """Schema revision vs head, event counts, first/last event time."""
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         current = migrate.current_revision(conn)
         head = migrate.head_revision()
         facts: dict[str, Any] = {
@@ -56,7 +57,7 @@ def unpriced_models(engine: sa.Engine) -> list[dict[str, Any]]:
         .where(m.is_placeholder.is_(True))
         .order_by(m.model, m.provider)
     )
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         if not sa.inspect(conn).has_table("models"):
             return []
         return [
@@ -77,7 +78,7 @@ def registry_entry(
     query = sa.select(models).where(models.c.model == model)
     if provider is not None:
         query = query.where(models.c.provider == provider)
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         if not sa.inspect(conn).has_table("models"):
             return None
         row = conn.execute(query.order_by(models.c.first_seen)).first()

@@ -1,33 +1,26 @@
 """Stream events out of the store as CSV or JSON Lines, in constant memory.
 
-Every column of the ``events`` table is written, in table order. Timestamps are
-ISO-8601 UTC with a ``Z`` suffix; ``metadata`` is a JSON object in JSONL and its JSON
-text in CSV; booleans are ``true``/``false`` in CSV and NULL is an empty CSV field.
+Every column of the ``events`` table is written, in table order, with the values of
+``query.values``; ``metadata`` is a JSON object in JSONL and its JSON text in CSV.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import IO, Any, Final, Literal
 
 import orjson
 import sqlalchemy as sa
 
-from llmtally.query.reports import Filters
+from llmtally.query.connect import connect
+from llmtally.query.filters import Filters
+from llmtally.query.values import csv_value, json_value
 from llmtally.store.schema import events
 
 # str(): SQLAlchemy names are a str subclass, which orjson refuses as keys
 COLUMNS: Final = tuple(str(column.name) for column in events.columns)
 _CHUNK: Final = 2_000
-
-
-def iso_utc(value: datetime) -> str:
-    """``2026-11-22T06:17:46.906471Z`` (naive values are taken as UTC, as the store writes them)."""
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _condition(filters: Filters | None, kind: str | None) -> sa.ColumnElement[bool]:
@@ -39,7 +32,7 @@ def count_events(
 ) -> int:
     """How many events ``export_events`` would write with the same arguments."""
     query = sa.select(sa.func.count()).select_from(events).where(_condition(filters, kind))
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         return int(conn.execute(query).scalar_one())
 
 
@@ -51,30 +44,10 @@ def _rows(
         .where(_condition(filters, kind))
         .order_by(events.c.occurred_at, events.c.event_id)
     )
-    with engine.connect() as conn:
+    with connect(engine) as conn:
         # server-side cursor on PostgreSQL; on SQLite rows are read from the cursor as we go
         result = conn.execution_options(stream_results=True, yield_per=_CHUNK).execute(query)
         yield from result.partitions(_CHUNK)
-
-
-def json_value(value: Any) -> Any:
-    """A column value as it goes into JSON (timestamps as ISO text, Decimals as floats)."""
-    if isinstance(value, datetime):
-        return iso_utc(value)
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
-
-
-def csv_value(value: Any) -> Any:
-    """A column value as a CSV field: NULL empty, booleans true/false, JSON values as JSON text."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
-    return json_value(value)
 
 
 def export_events(

@@ -10,22 +10,13 @@ import sqlalchemy as sa
 
 from llmtally.errors import QueryError
 from llmtally.query.timeparse import parse_time
+from llmtally.query.vocabulary import DIMENSION_COLUMNS as DIMENSIONS
+from llmtally.query.vocabulary import EQUALITY_FILTERS as _EQUALS
+from llmtally.query.vocabulary import STATUSES
 from llmtally.store.schema import events
 
-# report dimension → events column; those also in rollup_hourly can be served from it
-DIMENSIONS: dict[str, str] = {
-    "model": "model",
-    "provider": "provider",
-    "feature": "feature",
-    "actor": "actor_id",
-    "session": "session_id",
-    "project": "project",
-    "status": "status",
-    "error_type": "error_type",
-    "name": "name",
-}
+# dimensions also in rollup_hourly: those can be served from it
 ROLLUP_DIMS = frozenset({"model", "provider", "feature", "project", "status", "error_type", "name"})
-_EQUALS = ("project", "feature", "model", "provider", "actor", "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +48,7 @@ class Filters:
         unknown = set(equals) - set(_EQUALS)
         if unknown:
             raise QueryError(sorted(unknown)[0], "is not a filter")
-        if equals.get("status") not in (None, "success", "error"):
+        if equals.get("status") is not None and equals["status"] not in STATUSES:
             raise QueryError("status", "must be success or error")
         return cls(
             since=start.astimezone(UTC) if start else None,

@@ -9,7 +9,7 @@ rollups plus raw edges (``query.aggregate``); listings come from the events tabl
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,18 +17,15 @@ import sqlalchemy as sa
 from llmtally.errors import QueryError
 from llmtally.query import activity, actors, sessions
 from llmtally.query import feedback as feedback_report
-from llmtally.query.aggregate import INTERVALS, Agg, aware, collect
-from llmtally.query.filters import DIMENSIONS as FILTER_DIMENSIONS
+from llmtally.query.aggregate import Agg, aware, collect
+from llmtally.query.connect import connect
 from llmtally.query.filters import Filters
+from llmtally.query.vocabulary import DIMENSION_COLUMNS, FEEDBACK_BY, GROUP_BY, INTERVALS
 from llmtally.store import sketch
 from llmtally.store.schema import events
 
 # dimensions a breakdown or a stats report can be grouped by (report name → events column)
-DIMENSIONS = {
-    name: column
-    for name, column in FILTER_DIMENSIONS.items()
-    if name in ("model", "provider", "feature", "actor", "session", "project", "status")
-}
+DIMENSIONS = {name: DIMENSION_COLUMNS[name] for name in GROUP_BY}
 
 Row = dict[str, Any]
 
@@ -103,17 +100,9 @@ class Reports:
         """Release the engine's connections."""
         self.engine.dispose()
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sa.Connection]:
-        """A connection for one report (read-only work, one transaction)."""
-        with self.engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                # Rollup rows are stored in bucket order, so an index range over a window
-                # reads few pages; PostgreSQL's default random_page_cost (4, tuned for
-                # spinning disks) picks a sequential scan of the whole table instead.
-                # SET LOCAL lasts for this transaction only (safe behind poolers).
-                conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
-            yield conn
+    def _connect(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        """A connection for one report; database errors leave as ``StoreError``."""
+        return connect(self.engine)
 
     def _filters(self, filters: Filters | None, kwargs: dict[str, Any]) -> Filters:
         if filters is None:
@@ -304,7 +293,8 @@ class Reports:
         _limit(limit)
         _limit(offset, "offset")
         f = self._filters(filters, kwargs)
-        return activity.requests_list(self.engine, f, limit, offset)
+        with self._connect() as conn:
+            return activity.requests_list(conn, f, limit, offset)
 
     def requests_trends(
         self, interval: str = "hour", filters: Filters | None = None, **kwargs: Any
@@ -390,8 +380,8 @@ class Reports:
         self, by: str = "feature", filters: Filters | None = None, **kwargs: Any
     ) -> list[Row]:
         """Ratings, regenerations, edits and implicit quality per feature or model."""
-        if by not in ("feature", "model"):
-            raise QueryError("by", f"must be feature or model, got {by!r}")
+        if by not in FEEDBACK_BY:
+            raise QueryError("by", f"must be {' or '.join(FEEDBACK_BY)}, got {by!r}")
         f = self._filters(filters, kwargs)
         weights = self.quality_weights
         with self._connect() as conn:
@@ -479,7 +469,8 @@ class Reports:
         """Every event of one trace, oldest first."""
         if not isinstance(trace_id, str) or not trace_id:
             raise QueryError("trace_id", "must be a non-empty string")
-        return activity.trace(self.engine, trace_id, self.project)
+        with self._connect() as conn:
+            return activity.trace(conn, trace_id, self.project)
 
 
 def _regroup(groups: dict[tuple[Any, ...], Agg], position: int) -> dict[tuple[Any, ...], Agg]:
