@@ -112,8 +112,22 @@ def test_an_empty_result_still_has_its_header(sqlite_url: str) -> None:
             assert len(result.rows) <= (1 if report.is_record(params) else 0), report.name
             expected = report.columns_for(params)
             assert result.columns == expected and len(expected) >= 5, report.name
+        result = reports.run("costs.breakdown", by="feature", since="7d")
+        assert result.names[0] == "feature" and result.rows == []
+        assert result.report.title_for(result.params) == "Cost by feature"
+        with pytest.raises(QueryError) as info:
+            reports.run("costs.breakdown", by="planet")
+        assert info.value.argument == "by"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_report_has_a_title(name: str) -> None:
+    """A heading for tables and dashboard panels, filled from the parameters."""
+    report = registry.get(name)
+    heading = report.title_for(report.parse(_sample(report)))
+    assert heading and "{" not in heading
 
 
 def test_columns_follow_the_parameters() -> None:

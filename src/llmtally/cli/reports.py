@@ -43,24 +43,6 @@ _COMPARISON: Final = (
 _TOP_COLUMNS: Final = ("calls", "cost_usd", "cost_share", "avg_cost_usd", "errors")
 TOP_N: Final = 5
 
-# how a table titles each report (parameters by name); a window's description follows
-TITLES: Final = {
-    "overview": "Overview",
-    "costs.summary": "Costs",
-    "costs.trends": "Cost per {interval}",
-    "costs.breakdown": "Cost by {by}",
-    "requests.stats": "Requests{by_suffix}",
-    "requests.list": "Recent calls",
-    "requests.trends": "Requests per {interval}",
-    "requests.models": "Models",
-    "errors": "Errors",
-    "feedback": "Feedback by {by}",
-    "sessions": "Sessions",
-    "agents": "Agents",
-    "tools": "Tools",
-    "trace": "Trace {trace_id}",
-}
-
 
 def describe(filters: Filters) -> str:
     """A short human description of a report's time range and filters, for table titles."""
@@ -79,10 +61,7 @@ def describe(filters: Filters) -> str:
 def title(result: Result, name: str | None = None) -> str:
     """The table title of a result: what it is, then its window and filters."""
     params = result.params
-    values = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
-    by = values.get("by")
-    values["by_suffix"] = f" by {by}" if by else ""
-    text = (name or TITLES.get(result.report.name, result.report.name)).format(**values)
+    text = name or result.report.title_for(params)
     if isinstance(params, WindowParams):
         text += f" ({describe(params.filters())})"
     return text

@@ -167,6 +167,7 @@ _STATS_COLUMNS: Final = (
 REPORTS: Final[tuple[Report, ...]] = (
     Report(
         name="overview",
+        title="Overview",
         doc="Calls, cost, tokens, error rate and latency at a glance.",
         params=WindowOnly,
         record=True,
@@ -199,6 +200,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="costs.summary",
+        title="Costs",
         doc="Total cost with averages per call and per day.",
         params=WindowOnly,
         record=True,
@@ -213,6 +215,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="costs.trends",
+        title="Cost per {interval}",
         doc="Calls, errors, cost and tokens per hour, day or week (buckets with calls, "
         "oldest first).",
         params=TrendParams,
@@ -221,6 +224,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="costs.breakdown",
+        title="Cost by {by}",
         doc="Cost, calls and tokens per model, provider, feature, actor, session or project.",
         params=BreakdownParams,
         columns=(
@@ -239,6 +243,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="requests.stats",
+        title="Requests{by_suffix}",
         doc="Call count, error rate, latency and TTFT percentiles, average tokens.",
         params=StatsParams,
         record=lambda p: p.by is None,
@@ -247,6 +252,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="requests.list",
+        title="Recent calls",
         doc="The most recent calls, newest first.",
         params=ListParams,
         columns=(
@@ -287,6 +293,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="requests.trends",
+        title="Requests per {interval}",
         doc="Calls, error rate and latency per hour, day or week, oldest first.",
         params=HourlyTrendParams,
         columns=(BUCKET, CALLS, ERRORS, ERROR_RATE, AVG_LATENCY, P95_LATENCY),
@@ -294,6 +301,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="requests.models",
+        title="Models",
         doc="Per model: calls, error rate, cost, tokens and latency, busiest first.",
         params=WindowOnly,
         columns=(
@@ -312,6 +320,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="errors",
+        title="Errors",
         doc="Failed calls grouped by error type, feature and model, most frequent first.",
         params=ErrorParams,
         columns=(
@@ -327,6 +336,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="feedback",
+        title="Feedback by {by}",
         doc="User feedback on calls: thumbs up/down, regenerations, edits, implicit quality.",
         params=FeedbackParams,
         columns=(
@@ -346,6 +356,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="sessions",
+        title="Sessions",
         doc="Conversations: turns, cost, tokens, errors and duration per session, costliest first.",
         params=SessionParams,
         columns=(
@@ -364,6 +375,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="agents",
+        title="Agents",
         doc="Calls made by agents (actor_type agent): cost, errors and latency per agent.",
         params=WindowOnly,
         columns=(ACTOR_ID, CALLS, ERRORS, ERROR_RATE, COST, AVG_LATENCY, P95_LATENCY),
@@ -371,6 +383,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="tools",
+        title="Tools",
         doc="Tool/function executions: calls, error rate and latency per tool, busiest first.",
         params=WindowOnly,
         columns=(
@@ -385,6 +398,7 @@ REPORTS: Final[tuple[Report, ...]] = (
     ),
     Report(
         name="trace",
+        title="Trace {trace_id}",
         doc="Every event of one trace (calls, tool calls, feedback…), oldest first.",
         params=TraceParams,
         columns=(

@@ -152,6 +152,9 @@ class Report:
 
     name: str
     doc: str
+    # a heading for tables and panels; ``{parameter}`` fields are filled in
+    # (``{by_suffix}``: `` by <by>`` when a ``by`` is given)
+    title: str
     params: type[Any]
     columns: tuple[Column, ...]
     compute: Callable[[Reports, Any], list[Row]]
@@ -185,6 +188,13 @@ class Report:
                 column = dataclasses.replace(column, name=str(params.by))
             out.append(column)
         return tuple(out)
+
+    def title_for(self, params: Any) -> str:
+        """The heading for a result with these parameters (``Cost by model``)."""
+        values = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+        by = values.get("by")
+        values["by_suffix"] = f" by {by}" if by else ""
+        return self.title.format(**values)
 
     def is_record(self, params: Any) -> bool:
         """Whether the result is one record (shown as metric/value pairs)."""

@@ -15,11 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from llmtally.errors import QueryError
-from llmtally.query import activity, actors, sessions
+from llmtally.query import activity, actors, registry, sessions
 from llmtally.query import feedback as feedback_report
 from llmtally.query.aggregate import Agg, aware, collect
 from llmtally.query.connect import connect
 from llmtally.query.filters import Filters
+from llmtally.query.registry import Result
 from llmtally.query.vocabulary import DIMENSION_COLUMNS, FEEDBACK_BY, GROUP_BY, INTERVALS
 from llmtally.store import sketch
 from llmtally.store.schema import events
@@ -99,6 +100,11 @@ class Reports:
     def close(self) -> None:
         """Release the engine's connections."""
         self.engine.dispose()
+
+    def run(self, name: str, **values: Any) -> Result:
+        """Any report of the registry by name, with loose values: ``run("costs.breakdown",
+        by="feature", since="7d")``; the result carries its columns even when empty."""
+        return registry.get(name).run(self, **values)
 
     def _connect(self) -> contextlib.AbstractContextManager[sa.Connection]:
         """A connection for one report; database errors leave as ``StoreError``."""
