@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import Unpack
 
-from llmtally.capture.build import build, build_from_mapping
+from llmtally.capture.build import build, build_from_mapping, build_owned
 from llmtally.capture.context import AttributionContext, set_last_call_id, with_context
 from llmtally.capture.event import (
     ACTOR_TEXT_LIMITS,
@@ -180,9 +180,11 @@ class Tally:
             recorded = self._record(fields, "llm_call")  # type: ignore[arg-type]
             set_last_call_id(recorded)
             return recorded
-        # the hot path, inlined: context attributes, validate, then one queue put
+        # the hot path, inlined: context attributes, validate, then one queue put; the
+        # kwargs dict is this call's own, so it is validated in place into the event
+        owned: dict[str, Any] = fields  # type: ignore[assignment]
         try:
-            event = build(with_context(fields), "llm_call", self.project, True)
+            event = build_owned(with_context(owned), "llm_call", self.project, True)
         except InvalidEventError as exc:
             return self._invalid_event(exc, "llm_call")
         writer.put(event)
@@ -383,7 +385,7 @@ class Tally:
         if self._writer is None:
             return new_event_id()  # disabled: a no-op that still hands back an id
         try:
-            event = build(with_context(fields), kind, self.project, kind == "llm_call")
+            event = build_owned(with_context(fields), kind, self.project, kind == "llm_call")
         except InvalidEventError as exc:
             if metadata_as is not None and exc.field == "metadata":
                 exc = InvalidEventError(metadata_as, exc.reason, exc.value)  # the caller's name

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from llmtally.capture.event import (
     FIELDS,
@@ -20,42 +20,47 @@ from llmtally.capture.event import (
     check_value,
     checker_failed,
 )
-from llmtally.capture.ids import new_event_id
 from llmtally.capture.text import exception_text, short_repr
 from llmtally.errors import InvalidEventError
+from llmtally.event import event_id_at
 
 # keys that carry raw text to the writer, where it is hashed (and stored only when enabled)
 PROMPT_KEY = "_prompt"
 COMPLETION_KEY = "_completion"
 
-# fast-path kinds, compared as literals in build()'s loop: 0 str, 1 int, 2 float, 3 choice
-_STR, _INT, _FLOAT, _CHOICE, _OTHER = range(5)
-
-
-_Entry = tuple[int, Any, FieldSpec, Callable[[FieldSpec, Any], Any]]
-
-
-def _fast_table() -> dict[str, _Entry]:
-    """Per public field: fast-path kind, its limit, the spec and the full checker."""
-    table: dict[str, _Entry] = {}
-    for name, (spec, check) in VALIDATORS.items():
-        if name in ("schema_version", "input_text", "output_text"):
-            continue  # set by the pipeline only
-        if spec.choices is not None:
-            table[name] = (_CHOICE, spec.choices, spec, check)
-        elif spec.column in ("str", "text"):
-            table[name] = (_STR, spec.max_len, spec, check)
-        elif spec.column in ("int", "float"):
-            # the inline check uses the field's own bounds: whatever passes it is in range
-            assert spec.maximum is not None, name
-            table[name] = (_INT if spec.column == "int" else _FLOAT, spec.maximum, spec, check)
-        else:
-            table[name] = (_OTHER, None, spec, check)
-    return table
-
-
-_FAST = _fast_table()
+# The per-field tables of the inline checks, built once from the event definition: a
+# value of the usual type that passes its field's own bounds is stored as given; anything
+# else goes to the full checker of ``capture.event``. Fields set by the pipeline only
+# (schema_version, input_text, output_text) are in none of them.
+_PIPELINE_ONLY: Final = frozenset({"schema_version", "input_text", "output_text"})
+_SETTABLE: Final[dict[str, tuple[FieldSpec, Callable[[FieldSpec, Any], Any]]]] = {
+    name: entry for name, entry in VALIDATORS.items() if name not in _PIPELINE_ONLY
+}
+# a str value: plain strings and free text (non-empty, within max_len)
+_STR_LIMITS: Final[dict[str, int]] = {
+    name: spec.max_len
+    for name, (spec, _) in _SETTABLE.items()
+    if spec.column in ("str", "text") and spec.choices is None
+}
+# an int value: integer fields, and float fields (an int there is exact: the limits are
+# far below 2**53; the store keeps it as a float)
+_INT_LIMITS: Final[dict[str, float]] = {
+    name: spec.maximum
+    for name, (spec, _) in _SETTABLE.items()
+    if spec.column in ("int", "float") and spec.maximum is not None
+}
+# a float value: float fields (NaN fails the chained comparison, infinity the maximum)
+_FLOAT_LIMITS: Final[dict[str, float]] = {
+    name: spec.maximum
+    for name, (spec, _) in _SETTABLE.items()
+    if spec.column == "float" and spec.maximum is not None
+}
+assert set(_INT_LIMITS) == {
+    name for name, (spec, _) in _SETTABLE.items() if spec.column in ("int", "float")
+}, "every number field has its maximum"
+_BOOLS: Final = frozenset(name for name, (spec, _) in _SETTABLE.items() if spec.column == "bool")
 _ACTOR_SPEC, _ACTOR_CHECK = VALIDATORS["actor_id"]
+_ACTOR_MAX: Final = _ACTOR_SPEC.max_len
 _KIND_SPEC, _KIND_CHECK = VALIDATORS["kind"]
 
 
@@ -75,9 +80,35 @@ def _special(name: Any, value: Any, event: dict[str, Any]) -> None:
         raise InvalidEventError(name, "is not an event field")
 
 
+def _full_check(name: Any, value: Any, event: dict[str, Any]) -> Any:
+    """The value an inline check did not pass: checked in full into ``event``.
+
+    Returns the ``actor`` alias's value (resolved by the caller against the checked
+    ``actor_id``), else None.
+    """
+    entry = _SETTABLE.get(name) if type(name) is str else None
+    if entry is None:
+        if name == "actor":
+            return value
+        _special(name, value, event)
+        return None
+    spec, check = entry
+    choices = spec.choices
+    if choices is not None and type(value) is str and value in choices:
+        event[name] = value  # type first: a list is unhashable
+        return None
+    try:
+        event[name] = check(spec, value)
+    except InvalidEventError:
+        raise
+    except Exception as exc:  # the caller's object raised: still the contract's error
+        raise checker_failed(spec, value, exc) from None
+    return None
+
+
 def _set_actor(actor: Any, event: dict[str, Any]) -> None:
     """``actor=`` is an alias of ``actor_id``; both at once must agree (compared once checked)."""
-    if type(actor) is str and 0 < len(actor) <= _ACTOR_SPEC.max_len:
+    if type(actor) is str and 0 < len(actor) <= _ACTOR_MAX:
         value = actor
     else:
         value = check_value(_ACTOR_SPEC, _ACTOR_CHECK, actor)
@@ -90,65 +121,78 @@ def _set_actor(actor: Any, event: dict[str, Any]) -> None:
 def build(
     fields: Mapping[str, Any], kind: str, project: str, require_model: bool = False
 ) -> dict[str, Any]:
-    """Validate keyword fields into a queued event (one pass; the caller's mapping is not changed).
+    """Validate keyword fields into a queued event (the caller's mapping is not changed).
 
     Common values pass inline checks; anything else goes to the full checker of its
     field, which converts it or raises InvalidEventError naming the field.
     """
-    event: dict[str, Any] = {}
-    fast = _FAST
-    actor = None
-    for name, value in fields.items():
-        entry = fast.get(name)
-        if entry is None:
-            if value is not None:
-                if name == "actor":
-                    actor = value  # resolved after the loop, against a checked actor_id
-                else:
-                    _special(name, value, event)
-            continue
-        how, limit, spec, check = entry
+    return build_owned(dict(fields), kind, project, require_model)
+
+
+def build_owned(
+    event: dict[str, Any], kind: str, project: str, require_model: bool = False
+) -> dict[str, Any]:
+    """``build()`` done in place on a dict nobody else holds (a call's ``**kwargs``).
+
+    Checking in place spares the caller's thread a store per field: only values that
+    are converted, renamed (``actor``), dropped (None) or moved (``prompt``) change.
+    """
+    str_limits, int_limits, float_limits = _STR_LIMITS, _INT_LIMITS, _FLOAT_LIMITS
+    limit: float | None
+    slow: list[Any] | None = None
+    # the caller's thread pays for this loop: one type test and one table lookup per field
+    for name, value in event.items():
         tp = type(value)
-        if how == 0:
-            if tp is str and 0 < len(value) <= limit:
-                event[name] = value
+        if tp is str:
+            limit = str_limits.get(name)
+            if limit is not None and 0 < len(value) <= limit:
                 continue
-        elif how == 1:
-            if tp is int and 0 <= value <= limit:
-                event[name] = value
+        elif tp is int:
+            limit = int_limits.get(name)
+            if limit is not None and 0 <= value <= limit:
                 continue
-        elif how == 2:
-            # an int here is exact (the limits are far below 2**53): stored as a float
-            if (tp is float or tp is int) and 0.0 <= value <= limit:
-                event[name] = value
+        elif tp is float:
+            limit = float_limits.get(name)
+            if limit is not None and 0.0 <= value <= limit:
                 continue
-        elif how == 3 and tp is str and value in limit:  # type first: a list is unhashable
-            event[name] = value
+        elif tp is bool and name in _BOOLS:
             continue
-        if value is not None:  # None means "not given"; it fails every fast check above
-            try:  # inline rather than check_value(): one call less for metadata
-                event[name] = check(spec, value)
-            except InvalidEventError:
-                raise
-            except Exception as exc:  # the caller's object raised: still the contract's error
-                raise checker_failed(spec, value, exc) from None
-    if actor is not None:
-        _set_actor(actor, event)
-    if event.get("kind", kind) != kind:
+        if slow is None:
+            slow = [name]
+        else:
+            slow.append(name)
+    if slow is not None:
+        # keys change here (actor, None, prompt), so not while iterating above
+        actor = None
+        for name in slow:
+            value = event.pop(name)
+            if value is None:
+                continue  # None means "not given"
+            if name == "actor":
+                actor = value  # resolved below, against a checked actor_id
+            else:
+                _full_check(name, value, event)
+        if actor is not None:
+            if type(actor) is str and 0 < len(actor) <= _ACTOR_MAX and "actor_id" not in event:
+                event["actor_id"] = actor
+            else:
+                _set_actor(actor, event)
+    if "kind" in event and event["kind"] != kind:
         raise InvalidEventError("kind", f"must be {kind!r} here, got {event['kind']!r}")
     if require_model and "model" not in event:
         raise InvalidEventError("model", "is required for an LLM call")
     if (
         "cache_read_tokens" in event
-        or "cache_write_tokens" in event
         or "reasoning_tokens" in event
+        or "cache_write_tokens" in event
         or "cache_write_1h_tokens" in event
     ):
         check_consistency(event)
+    now = time.time()
     if "event_id" not in event:
-        event["event_id"] = new_event_id()
+        event["event_id"] = event_id_at(now)
     if "occurred_at" not in event:
-        event["occurred_at"] = time.time()
+        event["occurred_at"] = now
     if "project" not in event:
         event["project"] = project
     if "status" not in event and (kind == "llm_call" or kind == "tool_call"):
@@ -163,24 +207,45 @@ def build_update(fields: Mapping[str, Any], kind: str) -> dict[str, Any]:
 
     No defaults are filled in and nothing is required; ``actor`` aliases ``actor_id``.
     """
-    event: dict[str, Any] = {}
-    actor = None
-    for name, value in fields.items():
-        if value is None:
-            continue
-        entry = _FAST.get(name)
-        if entry is None:
-            if name == "actor":
-                actor = value
-            else:
-                _special(name, value, event)
-            continue
-        _, _, spec, check = entry
-        event[name] = check_value(spec, check, value)
-    if actor is not None:
-        _set_actor(actor, event)
+    event = checked(fields)
     if event.get("kind", kind) != kind:
         raise InvalidEventError("kind", f"must be {kind!r} here, got {event['kind']!r}")
+    return event
+
+
+def checked(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` validated by build()'s rules, None values dropped; nothing filled in."""
+    event: dict[str, Any] = {}
+    str_limits, int_limits, float_limits = _STR_LIMITS, _INT_LIMITS, _FLOAT_LIMITS
+    limit: float | None
+    actor = None
+    for name, value in fields.items():
+        tp = type(value)
+        if tp is str:
+            limit = str_limits.get(name)
+            if limit is not None and 0 < len(value) <= limit:
+                event[name] = value
+                continue
+        elif tp is int:
+            limit = int_limits.get(name)
+            if limit is not None and 0 <= value <= limit:
+                event[name] = value
+                continue
+        elif tp is float:
+            limit = float_limits.get(name)
+            if limit is not None and 0.0 <= value <= limit:
+                event[name] = value
+                continue
+        elif tp is bool and name in _BOOLS:
+            event[name] = value
+            continue
+        elif value is None:
+            continue
+        found = _full_check(name, value, event)
+        if found is not None:
+            actor = found
+    if actor is not None:
+        _set_actor(actor, event)
     return event
 
 

@@ -94,8 +94,12 @@ def merge(base: Mapping[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def with_context(fields: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``fields`` with the current context's attributes filled in where not given."""
+def with_context(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with the current context's attributes filled in where not given.
+
+    Outside any ``context()`` block this is ``fields`` itself (no copy); inside one, a
+    new dict.
+    """
     attrs = _ATTRS.get()
     return merge(attrs, fields) if attrs else fields
 
