@@ -360,11 +360,12 @@ def cases(ds: gen.Dataset) -> list[Case]:
 
         return check
 
-    return [
+    timed = [
         Case("overview 30d", lambda r: r.overview(since=s30),
              lambda n: naive_overview(n, s30), check_overview),
         Case("overview 7d", lambda r: r.overview(since=s7),
              lambda n: naive_overview(n, s7), check_overview),
+        Case("costs_summary", lambda r: r.costs_summary(since=s30), None, None),
         Case("costs_breakdown model", lambda r: r.costs_breakdown(by="model", since=s30),
              lambda n: naive_breakdown(n, s30, "model", None),
              lambda rep, nv: _compare(rep, nv, "model", {"calls": ("calls", 0),
@@ -424,6 +425,18 @@ def cases(ds: gen.Dataset) -> list[Case]:
              lambda n: naive_list(n, s30), check_list),
         Case("trace", lambda r: r.trace(trace), lambda n: naive_trace(n, trace), check_list),
     ]  # fmt: skip
+    return _covering_the_registry(timed)
+
+
+def _covering_the_registry(timed: list[Case]) -> list[Case]:
+    """``timed``, after checking that every report of the registry is among them."""
+    from llmtally.query import registry
+
+    names = {case.name.split(" ")[0] for case in timed}
+    missing = [r.name for r in registry.all_reports() if r.name.replace(".", "_") not in names]
+    if missing:
+        raise SystemExit(f"benchmarks/reports.py times no case of: {', '.join(missing)}")
+    return timed
 
 
 def _ms(seconds: float) -> float:
