@@ -27,6 +27,7 @@ from llmtally.cli.output import (
 from llmtally.query import registry
 from llmtally.query.registry import Column, Parameter, Report, Result, WindowParams
 from llmtally.query.values import iso_utc
+from llmtally.query.vocabulary import EQUALITY_FILTERS
 
 if TYPE_CHECKING:
     from llmtally.query.filters import Filters
@@ -51,7 +52,7 @@ def describe(filters: Filters) -> str:
         parts.append(f"since {iso_utc(filters.since)[:16].replace('T', ' ')} UTC")
     if filters.until is not None:
         parts.append(f"until {iso_utc(filters.until)[:16].replace('T', ' ')} UTC")
-    for name in ("project", "feature", "model", "provider", "actor", "status"):
+    for name in EQUALITY_FILTERS:
         value = getattr(filters, name)
         if value is not None:
             parts.append(f"{name}={value}")

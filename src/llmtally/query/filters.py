@@ -13,10 +13,10 @@ from llmtally.query.timeparse import parse_time
 from llmtally.query.vocabulary import DIMENSION_COLUMNS as DIMENSIONS
 from llmtally.query.vocabulary import EQUALITY_FILTERS as _EQUALS
 from llmtally.query.vocabulary import STATUSES
-from llmtally.store.schema import events
+from llmtally.store.schema import ROLLUP_DIMENSIONS, events
 
 # dimensions also in rollup_hourly: those can be served from it
-ROLLUP_DIMS = frozenset({"model", "provider", "feature", "project", "status", "error_type", "name"})
+ROLLUP_DIMS = frozenset(name for name, column in DIMENSIONS.items() if column in ROLLUP_DIMENSIONS)
 
 
 @dataclass(frozen=True, slots=True)
