@@ -16,7 +16,7 @@ raises ``SpoolFull`` and the caller counts what it could not keep.
 
 Layout of ``spool_dir`` (one directory per database)::
 
-    <owner>.lock              flock'ed by the owning process for its whole life
+    <owner>.lock              locked by the owning process for its whole life
     <owner>-000001.jsonl      main journal segments, in order
     <owner>-ovf-000001.jsonl  overflow segments written by callers when the queue was full
     stats-<owner>.json        the owner's counters, for ``llmtally status``
@@ -24,14 +24,15 @@ Layout of ``spool_dir`` (one directory per database)::
 
 ``<owner>`` is ``<pid>-<random>``. A process that finds a ``.lock`` it can take (its
 owner died) replays that owner's segments into the store and deletes them; duplicates
-are harmless because ``event_id`` makes every write idempotent.
+are harmless because ``event_id`` makes every write idempotent. The lock is
+``llmtally._locks`` (``filelock``): ``flock`` on POSIX, ``LockFileEx`` on Windows, a
+soft lock with the owner's pid where neither exists; each is freed when its owner dies.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import re
@@ -39,11 +40,15 @@ import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from llmtally._locks import file_lock, is_held, try_lock
 from llmtally.pipeline.process import Identify, clean_item, json_default
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 log = logging.getLogger("llmtally")
 
@@ -103,8 +108,9 @@ class Journal:
         self.owner = f"{os.getpid()}-{secrets.token_hex(4)}"
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
-        self._lock_fd = os.open(directory / f"{self.owner}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # the owner is new (pid + random), so the lock is free; blocking=False all the same
+        self._owner_lock: BaseFileLock | None = file_lock(directory / f"{self.owner}.lock")
+        self._owner_lock.acquire(blocking=False)
         # the main journal's state: the spooler appends, the writer releases; every step
         # under it is a syscall or two, never store work
         self._lock = threading.Lock()
@@ -295,18 +301,24 @@ class Journal:
         with self._ovf_lock:
             self._seal_overflow()
         pending = list(self.dir.glob(f"{self.owner}-*.jsonl"))
+        # released first: a soft lock's release removes its own marker file
+        if self._owner_lock is not None:
+            with contextlib.suppress(OSError):
+                self._owner_lock.release()
+            self._owner_lock = None
         if not pending:
             (self.dir / f"{self.owner}.lock").unlink(missing_ok=True)
             (self.dir / f"stats-{self.owner}.json").unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            os.close(self._lock_fd)
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop the parent's descriptors without unlocking them."""
-        for fd in (self._fd, self._lock_fd, self._ovf_fd):
+        for fd in (self._fd, self._ovf_fd):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+        # filelock closes the child's copy of the lock's descriptor at fork and leaves the
+        # parent's lock held; the child only forgets the object (never releases it)
+        self._owner_lock = None
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:
@@ -344,19 +356,17 @@ def orphans(directory: Path, own_owner: str | None = None) -> Iterator[tuple[str
             by_owner.setdefault(match["owner"], []).append(path)
     for owner, paths in by_owner.items():
         lock_path = directory / f"{owner}.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        lock = try_lock(lock_path)
+        if lock is None:
+            continue  # the owner is alive and will write its own segments
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # the owner is alive and will write its own segments
             yield owner, sorted(paths, key=lambda p: p.name)
             remaining = [p for p in paths if p.exists()]
-            if not remaining:
-                lock_path.unlink(missing_ok=True)
-                (directory / f"stats-{owner}.json").unlink(missing_ok=True)
         finally:
-            os.close(fd)
+            lock.release()
+        if not remaining:
+            lock_path.unlink(missing_ok=True)
+            (directory / f"stats-{owner}.json").unlink(missing_ok=True)
 
 
 def spool_status(directory: Path) -> tuple[list[dict[str, Any]], list[Path]]:
@@ -374,24 +384,10 @@ def spool_status(directory: Path) -> tuple[list[dict[str, Any]], list[Path]]:
         if owner is None:
             continue
         if owner not in owners_alive:
-            owners_alive[owner] = _is_alive(directory / f"{owner}.lock")
+            owners_alive[owner] = is_held(directory / f"{owner}.lock")
         if match and not owners_alive[owner]:
             orphaned.append(path)
         elif not match and owners_alive[owner]:
             with contextlib.suppress(OSError, ValueError):
                 live.append({"owner": owner, **orjson.loads(path.read_bytes())})
     return live, orphaned
-
-
-def _is_alive(lock_path: Path) -> bool:
-    try:
-        fd = os.open(lock_path, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True  # its owner holds the lock: the process is running
-    finally:
-        os.close(fd)
-    return False

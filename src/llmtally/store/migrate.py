@@ -12,8 +12,6 @@ by an owner.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +22,14 @@ import sqlalchemy as sa
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
+from llmtally._locks import file_lock
 from llmtally.errors import MigrationError
 
 VERSION_TABLE = "llmtally_schema_migrations"
 # the newest revision shipped (tests check it against Alembic's view of the scripts): a start
 # on a database already at head then never imports Alembic, which with its dependencies adds
 # ~17,000 objects for the garbage collector to walk in every full collection of the app
-HEAD = "0004_activity_rollups"
+HEAD = "0005_derived_state"
 _SCRIPT_LOCATION = str(Path(__file__).parent / "migrations")
 _PG_LOCK_KEY = 0x6C6C6D74616C6C  # "llmtall": arbitrary, constant across versions
 
@@ -92,14 +91,9 @@ def _migration_lock(engine: sa.Engine) -> Iterator[sa.Connection | None]:
     if not database or database == ":memory:":
         yield None
         return
-    lock_path = database + ".migrate-lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    # a portable lock (no fcntl on Windows): waits for another process's migration
+    with file_lock(database + ".migrate-lock", mode=0o644):
         yield None
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def upgrade(engine: sa.Engine, target: str = "head") -> list[str]:
