@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from typing_extensions import Unpack
 
-from llmtally.capture.build import build, build_from_mapping, build_owned
+from llmtally.capture.build import build_from_mapping, build_owned
 from llmtally.capture.context import AttributionContext, set_last_call_id, with_context
 from llmtally.capture.event import (
     ACTOR_TEXT_LIMITS,
@@ -29,11 +29,12 @@ from llmtally.capture.event import (
 )
 from llmtally.capture.ids import new_event_id
 from llmtally.capture.pricing import PriceBook
+from llmtally.capture.recorder import CallScope, Gate
 from llmtally.capture.redact import Redactor
 from llmtally.capture.text import exception_text, short_repr
-from llmtally.capture.track import Call
+from llmtally.capture.track import Call, open_call
 from llmtally.errors import ConfigError, InvalidEventError, QueryError
-from llmtally.pipeline.process import Identify, Processor
+from llmtally.pipeline.process import BeforeSend, BeforeSendHook, Identify, Processor
 from llmtally.pipeline.writer import Writer
 from llmtally.store.base import Store, normalize_url, open_store
 
@@ -107,6 +108,9 @@ class Tally:
         sample_kinds: Iterable[str] = ("product", "tool_call"),
         quality_weights: Mapping[str, float] | None = None,
         gc_freeze: bool = True,
+        # capture seams (issue 10): code-only settings (callables: no TOML key, no env var)
+        gates: Iterable[Gate] = (),
+        before_send: BeforeSendHook | None = None,
     ) -> None:
         if not isinstance(project, str) or not project:
             raise ConfigError("project", "must be a non-empty string")
@@ -146,6 +150,17 @@ class Tally:
         except QueryError as exc:
             raise ConfigError(f"quality_weights.{exc.argument}", exc.reason) from None
         self._invalid = 0
+        # pre-call gates (add_gate) and the writer-side before_send hook
+        self.gate: Gate | None = None
+        self._gates: tuple[Gate, ...] = ()
+        self._blocked = 0
+        for gate in gates:
+            self.add_gate(gate)
+        if before_send is not None and not callable(before_send):
+            raise ConfigError(
+                "before_send", f"must be callable, got {type(before_send).__name__}"
+            )
+        self._before_send = BeforeSend(before_send) if before_send is not None else None
         # sampling only touches the configured kinds; user-facing calls stay at 100%
         self._sample_rate = float(sample_rate)
         self._sample_kinds = kinds if sample_rate < 1.0 else frozenset()
@@ -186,7 +201,7 @@ class Tally:
         try:
             event = build_owned(with_context(owned), "llm_call", self.project, True)
         except InvalidEventError as exc:
-            return self._invalid_event(exc, "llm_call")
+            return self.invalid_event(exc, "llm_call")
         writer.put(event)
         event_id: str = event["event_id"]
         set_last_call_id(event_id)
@@ -248,7 +263,7 @@ class Tally:
                 raise TypeError(f"got a single {type(events).__name__}")
             rows = list(events)
         except Exception as exc:
-            self._invalid_event(
+            self.invalid_event(
                 InvalidEventError(
                     "events",
                     f"must be an iterable of event mappings ({exception_text(exc)})",
@@ -301,7 +316,7 @@ class Tally:
             timezone = _actor_text("timezone", timezone)
             email = _actor_text("email", email)
         except InvalidEventError as exc:
-            self._invalid_event(exc, "identify")
+            self.invalid_event(exc, "identify")
             return
         if self._writer is not None:
             self._writer.put(
@@ -317,9 +332,13 @@ class Tally:
             )
 
     def track(self, **fields: Any) -> Call:
-        """Context manager / decorator timing one LLM call; see ``Call``."""
+        """Context manager / decorator timing one LLM call; see ``Call``.
+
+        Entering it asks the gates (``add_gate``) first; a gate that raises stops the
+        call before the block runs, and nothing is recorded.
+        """
         # build() leaves ``fields`` untouched: it doubles as the decorator's template
-        return Call(self, self._call_event(with_context(fields)), fields)
+        return open_call(self, fields)
 
     def context(self, **attrs: Any) -> AttributionContext:
         """Attribute the calls recorded inside ``with tally.context(feature=..., actor=...)``.
@@ -330,6 +349,60 @@ class Tally:
         inherit it; explicit arguments of a call win over it. See ``capture.context``.
         """
         return AttributionContext(attrs)
+
+    # -- the recorder protocol (capture.recorder) and gates ----------------------------
+
+    def invalid_event(self, exc: InvalidEventError, kind: str) -> str:
+        """The invalid-event policy (``on_invalid``): raise ``exc``, or log it, count it in
+        ``stats()["invalid"]`` and return a fresh event id."""
+        if self._raise_invalid:
+            raise exc
+        if self._writer is not None:
+            self._writer.counters.invalid += 1
+        self._invalid += 1
+        log.warning("llmtally: invalid %s event dropped: %s", kind, exc)
+        return new_event_id()
+
+    def enqueue(self, event: dict[str, Any]) -> None:
+        """Hand one validated event (``capture.build``) to the pipeline; never blocks or raises.
+
+        This is how ``track()`` calls and instrumented clients record.
+        """
+        if self._writer is not None:
+            self._writer.put(event)
+
+    def add_gate(self, gate: Gate) -> None:
+        """Ask ``gate(scope)`` before every ``track()`` body and instrumented provider call.
+
+        ``scope`` is a ``CallScope`` (project, feature, model, provider, actor,
+        session_id). A gate returns to let the call go on or raises to stop it before the
+        provider is contacted: the exception reaches the caller unchanged and the call is
+        not recorded (``stats()["blocked"]`` counts it). Gates run on the caller's thread
+        for every call, so a gate must be a cached, in-memory check, never a query.
+        ``record_call`` (a call that already happened) is not gated.
+        """
+        if not callable(gate):
+            raise ConfigError("gates", f"a gate must be callable, got {type(gate).__name__}")
+        self._gates = (*self._gates, gate)
+        self._set_gate()
+
+    def remove_gate(self, gate: Gate) -> None:
+        """Stop asking ``gate`` (added with ``add_gate`` or ``gates=``)."""
+        self._gates = tuple(g for g in self._gates if g is not gate)
+        self._set_gate()
+
+    def _set_gate(self) -> None:
+        # ``gate`` is what Call and the instrumented clients read: None costs them one
+        # attribute test per call; otherwise one callable asking every gate in order
+        self.gate = self._ask_gates if self._gates else None
+
+    def _ask_gates(self, scope: CallScope) -> None:
+        try:
+            for gate in self._gates:
+                gate(scope)
+        except BaseException:
+            self._blocked += 1
+            raise
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -352,7 +425,18 @@ class Tally:
 
     def stats(self) -> dict[str, Any]:
         """Pipeline counters: queued, written, duplicates, rejected, dropped, retries, invalid."""
-        base: dict[str, Any] = {"enabled": self.enabled, "invalid": self._invalid}
+        base: dict[str, Any] = {
+            "enabled": self.enabled,
+            "invalid": self._invalid,
+            "blocked": self._blocked,  # calls a gate stopped
+        }
+        hook = self._before_send
+        if hook is not None:
+            base.update(
+                before_send_dropped=hook.dropped,
+                before_send_errors=hook.errors,
+                before_send_invalid=hook.invalid,
+            )
         if self._writer is not None:
             base.update(self._writer.stats())
         return base
@@ -373,14 +457,6 @@ class Tally:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _call_event(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """A validated llm_call event for ``Call`` (a bad field degrades to an empty one)."""
-        try:
-            return build(fields, "llm_call", self.project)
-        except InvalidEventError as exc:
-            self._invalid_event(exc, "llm_call")
-            return build({}, "llm_call", self.project)
-
     def _record(self, fields: dict[str, Any], kind: str, metadata_as: str | None = None) -> str:
         if self._writer is None:
             return new_event_id()  # disabled: a no-op that still hands back an id
@@ -389,26 +465,13 @@ class Tally:
         except InvalidEventError as exc:
             if metadata_as is not None and exc.field == "metadata":
                 exc = InvalidEventError(metadata_as, exc.reason, exc.value)  # the caller's name
-            return self._invalid_event(exc, kind)
+            return self.invalid_event(exc, kind)
         # validated before sampling: a bad call fails every time, not one time in N
         if kind in self._sample_kinds and random.random() >= self._sample_rate:
             self._writer.counters.sampled_out += 1
             return event["event_id"]  # type: ignore[no-any-return]
         self._writer.put(event)
         return event["event_id"]  # type: ignore[no-any-return]
-
-    def _invalid_event(self, exc: InvalidEventError, kind: str) -> str:
-        if self._raise_invalid:
-            raise exc
-        if self._writer is not None:
-            self._writer.counters.invalid += 1
-        self._invalid += 1
-        log.warning("llmtally: invalid %s event dropped: %s", kind, exc)
-        return new_event_id()
-
-    def _enqueue(self, event: dict[str, Any]) -> None:
-        if self._writer is not None:
-            self._writer.put(event)
 
     def _open_store(self) -> Store:
         assert self.database_url is not None
@@ -420,6 +483,7 @@ class Tally:
             redactor=self._redactor,
             capture_content=self._capture_content,
             ts=store.ts,
+            before_send=self._before_send,
         )
 
     def _on_store_ready(self, store: Store) -> None:

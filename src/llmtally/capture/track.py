@@ -4,6 +4,10 @@ The call's start time is ``occurred_at``; its wall-clock duration is ``latency_m
 An exception inside the block records ``status="error"`` with ``error_type`` (the
 exception class name) and ``error_message`` (redacted later by the writer), then
 propagates unchanged.
+
+A ``Call`` records through a ``capture.recorder.Recorder`` (a ``Tally``). Entering the
+block asks the recorder's gate first: a gate that raises stops the call before its body
+runs, the exception propagates unchanged and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from llmtally.capture.build import build_update
-from llmtally.capture.context import set_last_call_id
+from llmtally.capture.build import build, build_update
+from llmtally.capture.context import set_last_call_id, with_context
 from llmtally.capture.event import FIELDS, check_consistency
+from llmtally.capture.recorder import CallScope, Recorder
 from llmtally.capture.text import exception_text
 from llmtally.capture.usage import from_response
 from llmtally.errors import InvalidEventError
@@ -24,19 +29,29 @@ from llmtally.errors import InvalidEventError
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from llmtally.tally import Tally
-
 F = TypeVar("F", bound=Callable[..., Any])
 _ERROR_TYPE_MAX = FIELDS["error_type"].max_len
+
+
+def open_call(recorder: Recorder, fields: dict[str, Any]) -> Call:
+    """A ``Call`` for ``track(**fields)``; ``fields`` is kept, unchanged, as the decorator's
+    template. A bad field goes to the recorder's invalid-event policy and, if that does
+    not raise, the call is recorded without the given fields."""
+    try:
+        event = build(with_context(fields), "llm_call", recorder.project)
+    except InvalidEventError as exc:
+        recorder.invalid_event(exc, "llm_call")
+        event = build({}, "llm_call", recorder.project)
+    return Call(recorder, event, fields)
 
 
 class Call:
     """One tracked LLM call. ``id`` is its event id (link feedback to it)."""
 
-    __slots__ = ("_chunks", "_done", "_event", "_t0", "_tally", "_template", "_ttft")
+    __slots__ = ("_chunks", "_done", "_event", "_recorder", "_t0", "_template", "_ttft")
 
-    def __init__(self, tally: Tally, event: dict[str, Any], template: dict[str, Any]) -> None:
-        self._tally = tally
+    def __init__(self, recorder: Recorder, event: dict[str, Any], template: dict[str, Any]) -> None:
+        self._recorder = recorder
         self._event = event
         self._template = template
         self._t0 = time.perf_counter()
@@ -91,8 +106,8 @@ class Call:
         self._event.update(checked)
 
     def _invalid(self, exc: InvalidEventError) -> None:
-        # raises, or (on_invalid="warn") logs and counts: the Tally's own rule
-        self._tally._invalid_event(exc, "llm_call")
+        # raises, or (on_invalid="warn") logs and counts: the recorder's own rule
+        self._recorder.invalid_event(exc, "llm_call")
 
     def first_token(self) -> None:
         """Mark the arrival of the first token (sets ``ttft_ms``)."""
@@ -137,9 +152,21 @@ class Call:
             event.setdefault("stream_chunks", self._chunks)
             event.setdefault("stream", True)
         event.setdefault("model", "unknown")
-        self._tally._enqueue(event)
+        self._recorder.enqueue(event)
+
+    def _gate(self) -> None:
+        """Ask the recorder's gate; a call it stops is never recorded."""
+        gate = self._recorder.gate
+        if gate is not None:  # the only cost without a gate: one attribute, one test
+            try:
+                gate(CallScope.of(self._event))
+            except BaseException:
+                self._done = True
+                raise
+            self._t0 = time.perf_counter()  # the call starts once the gate let it
 
     def __enter__(self) -> Call:
+        self._gate()
         set_last_call_id(self.id)
         return self
 
@@ -152,6 +179,7 @@ class Call:
         self.finish(exc)
 
     async def __aenter__(self) -> Call:
+        self._gate()
         set_last_call_id(self.id)
         return self
 
@@ -166,13 +194,13 @@ class Call:
     def __call__(self, fn: F) -> F:
         """Use as a decorator: every invocation of ``fn`` is one tracked call."""
         self._done = True  # the decorating instance itself is never recorded
-        tally, template = self._tally, self._template
+        recorder, template = self._recorder, self._template
 
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                async with tally.track(**template) as call:
+                async with open_call(recorder, template) as call:
                     result = await fn(*args, **kwargs)
                     _maybe_record(call, result)
                     return result
@@ -181,7 +209,7 @@ class Call:
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with tally.track(**template) as call:
+            with open_call(recorder, template) as call:
                 result = fn(*args, **kwargs)
                 _maybe_record(call, result)
                 return result

@@ -3,23 +3,24 @@
 Runs on the writer thread, never on the caller's: pricing lookups, PII regexes,
 prompt hashing, JSON and timestamp formatting all cost more than the caller should pay.
 It also collects actor and model-registry upserts for the batch, and warns once per
-model whose price is unknown.
+model whose price is unknown, and runs the user's ``before_send`` hook (``BeforeSend``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from llmtally.capture.build import COMPLETION_KEY, PROMPT_KEY
+from llmtally.capture.build import COMPLETION_KEY, PROMPT_KEY, build_from_mapping
 from llmtally.capture.pricing import PriceBook, PriceInfo
 from llmtally.capture.redact import Redactor, prompt_fingerprint
 from llmtally.capture.text import clean_text
+from llmtally.errors import InvalidEventError
 from llmtally.event import COLUMN_NAMES, FIELDS
 from llmtally.store.base import Batch
 
@@ -48,6 +49,67 @@ class Identify:
     def names(self) -> tuple[str | None, ...]:
         """The enrichment values, in column order."""
         return (self.display_name, self.real_name, self.timezone, self.email)
+
+
+#: ``Tally(before_send=fn)``: takes an event's fields, returns them (changed or not) or None
+BeforeSendHook = Callable[[dict[str, Any]], "Mapping[str, Any] | None"]
+
+
+class BeforeSend:
+    """The user's ``before_send`` hook, run on the writer thread, with what it did counted.
+
+    The hook sees a fresh dict of the event's fields: ``occurred_at`` as Unix seconds,
+    ``metadata`` as a dict, and the raw ``prompt``/``completion`` text when it was given
+    (hashed, and stored only with ``capture_content``, after the hook). What it returns
+    is validated again like ``tally.ingest`` input; an invalid field makes the event a
+    dead letter whose reason names ``before_send`` and the field. None drops the event
+    (counted). A hook that raises is logged once and the event is kept unmodified: the
+    hook can change or drop events, but its bugs never lose one.
+    """
+
+    __slots__ = ("dropped", "errors", "fn", "invalid")
+
+    def __init__(self, fn: BeforeSendHook) -> None:
+        self.fn = fn
+        self.dropped = 0  # the hook returned None
+        self.errors = 0  # the hook raised: the event was kept as it was
+        self.invalid = 0  # the hook's output was refused: a dead letter
+
+    def apply(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """The event as the hook leaves it (validated), or None if it dropped it.
+
+        Raises the InvalidEventError (naming the field) of a refused result.
+        """
+        try:
+            out = self.fn(_hook_view(item))
+        except Exception:
+            self.errors += 1
+            if self.errors == 1:
+                log.exception("llmtally: before_send raised; events are stored unmodified")
+            return item
+        if out is None:
+            self.dropped += 1
+            return None
+        try:
+            return build_from_mapping(out, project=item.get("project") or "default")
+        except InvalidEventError:
+            self.invalid += 1
+            raise
+
+
+def _hook_view(item: dict[str, Any]) -> dict[str, Any]:
+    """The hook's copy of a queued event, in the fields' public forms."""
+    view = {key: value for key, value in item.items() if key in FIELDS}
+    meta = view.get("metadata")
+    if isinstance(meta, bytes):
+        view["metadata"] = orjson.loads(meta)
+    prompt = item.get(PROMPT_KEY)
+    if prompt is not None:
+        view["prompt"] = prompt
+    completion = item.get(COMPLETION_KEY)
+    if completion is not None:
+        view["completion"] = completion
+    return view
 
 
 def clean_item(item: Any) -> Any:
@@ -99,8 +161,10 @@ class Processor:
         redactor: Redactor,
         capture_content: bool,
         ts: Callable[[float], Any],
+        before_send: BeforeSend | None = None,
     ) -> None:
         self._prices = prices
+        self._before_send = before_send
         self._redact = redactor
         self._capture_content = capture_content
         self._ts = ts
@@ -139,6 +203,18 @@ class Processor:
                 known[6] = min(known[6], stamp)
                 known[7] = max(known[7], stamp)
                 continue
+            hook = self._before_send
+            if hook is not None and isinstance(item, dict):
+                try:
+                    hooked = hook.apply(item)
+                except InvalidEventError as exc:
+                    self._rejected.append((item, f"before_send: {exc}"))
+                    log.warning("llmtally: event %s rejected: %s", _event_id(item), exc)
+                    continue
+                if hooked is None:
+                    continue
+                if hooked is not item:
+                    item = clean_item(hooked)  # the hook's strings were not checked above
             try:
                 row = self.row(clean_item(item) if dirty else item, batch)
             except Exception as exc:  # one bad event (a corrupt spool line) must not block the rest

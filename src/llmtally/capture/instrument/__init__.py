@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from llmtally.capture.context import check_attributes
 from llmtally.capture.instrument._core import Binding, Proxy
+from llmtally.capture.recorder import Recorder
 from llmtally.errors import ConfigError
-
-if TYPE_CHECKING:
-    from llmtally.tally import Tally
 
 __all__ = ["instrument"]
 
@@ -49,17 +47,20 @@ def _sdk(name: str) -> Any:
     return sys.modules.get(name)
 
 
-def instrument(client: C, *, tally: Tally, **attrs: Any) -> C:
+def instrument(client: C, *, tally: Recorder, **attrs: Any) -> C:
     """Return ``client`` with every LLM call recorded into ``tally``.
 
-    ``attrs`` attribute the calls: ``feature``, ``actor``, ``session_id``, ``trace_id``,
-    ``project``, ``metadata``…, plus ``provider`` to override the provider name used for
-    pricing (e.g. ``"azure"``). Raises ``ConfigError`` for an unsupported ``client``.
+    ``tally`` is a ``llmtally.Tally`` or any other ``capture.recorder.Recorder``. Its
+    gate is asked before each call reaches the provider. ``attrs`` attribute the calls:
+    ``feature``, ``actor``, ``session_id``, ``trace_id``, ``project``, ``metadata``…,
+    plus ``provider`` to override the provider name used for pricing (e.g. ``"azure"``).
+    Raises ``ConfigError`` for an unsupported ``client``.
     """
-    from llmtally.tally import Tally
-
-    if not isinstance(tally, Tally):
-        raise ConfigError("tally", f"must be a llmtally.Tally, got {type(tally).__name__}")
+    if not isinstance(tally, Recorder):
+        raise ConfigError(
+            "tally",
+            f"must be a llmtally.Tally (or a Recorder), got {type(tally).__name__}",
+        )
     if isinstance(client, Proxy):  # re-instrumenting: wrap the SDK client, not the proxy
         client = client._llmtally_target
     provider = attrs.pop("provider", None)
@@ -78,7 +79,7 @@ def instrument(client: C, *, tally: Tally, **attrs: Any) -> C:
     return result
 
 
-def _wrap(client: Any, tally: Tally, attrs: dict[str, Any], provider: str | None) -> Any:
+def _wrap(client: Any, tally: Recorder, attrs: dict[str, Any], provider: str | None) -> Any:
     openai = _sdk("openai")
     if openai is not None and isinstance(client, (openai.OpenAI, openai.AsyncOpenAI)):
         from llmtally.capture.instrument import _openai

@@ -1,10 +1,12 @@
-"""What every provider wrapper shares: the binding to a Tally, proxies, and call bookkeeping.
+"""What every provider wrapper shares: the binding to a recorder, proxies, call bookkeeping.
 
 The hot path of a wrapped call is: merge attribution, validate a dozen fields into an
-event (``build``), call the SDK, read usage from the response (``from_response``), put
-the event on the pipeline's queue. Pricing, redaction and I/O happen on the writer
-thread. Nothing here may raise into the application: a failure to record is logged
-and the SDK's own result or exception goes back to the caller unchanged.
+event (``build``), ask the recorder's gate, call the SDK, read usage from the response
+(``from_response``), put the event on the pipeline's queue. Pricing, redaction and I/O
+happen on the writer thread. Nothing here may raise into the application: a failure to
+record is logged and the SDK's own result or exception goes back to the caller
+unchanged. The one exception is the gate's own: a gate that raises stops the call
+before the provider is contacted, and the call is not recorded.
 """
 
 from __future__ import annotations
@@ -12,18 +14,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from llmtally.capture.build import build, checked
 from llmtally.capture.context import current_attributes, set_last_call_id
 from llmtally.capture.event import FIELDS, validate_fields
-from llmtally.capture.ids import new_event_id
+from llmtally.capture.recorder import CallScope, Recorder
 from llmtally.capture.track import Call
 from llmtally.capture.usage import from_response
 from llmtally.errors import InvalidEventError
-
-if TYPE_CHECKING:
-    from llmtally.tally import Tally
+from llmtally.event import event_id_at
 
 log = logging.getLogger("llmtally")
 
@@ -106,22 +106,26 @@ def consistent(event: Mapping[str, Any], update: Mapping[str, Any]) -> bool:
 
 
 class Binding:
-    """What an instrumented client records with: the Tally, its attributes and provider."""
+    """What an instrumented client records with: the recorder, its attributes and provider."""
 
-    __slots__ = ("attrs", "provider", "tally", "template")
+    __slots__ = ("attrs", "provider", "recorder", "template")
 
-    def __init__(self, tally: Tally, attrs: Mapping[str, Any], provider: str) -> None:
-        self.tally = tally
+    def __init__(self, recorder: Recorder, attrs: Mapping[str, Any], provider: str) -> None:
+        self.recorder = recorder
         self.attrs = dict(attrs)
         self.provider = provider
         # what every call of this client shares, validated once (build() raises here, at
         # instrument() time, for a bad attribute); per call only what varies is checked
-        template = build({**self.attrs, "provider": provider}, "llm_call", tally.project)
+        template = build({**self.attrs, "provider": provider}, "llm_call", recorder.project)
         del template["event_id"], template["occurred_at"]
         self.template = template
 
     def start(self, model: Any, params: Mapping[str, Any], provider: str | None = None) -> Call:
-        """Open the event of one call (attribution: instrument() < context < this call)."""
+        """Open the event of one call (attribution: instrument() < context < this call).
+
+        Asks the recorder's gate before the caller sends the request; its exception
+        propagates and nothing is recorded.
+        """
         event = self.template.copy()
         ctx = current_attributes()
         if ctx:
@@ -135,9 +139,13 @@ class Binding:
         except InvalidEventError:
             # an odd request parameter must not cost the call its record, nor raise
             warn_once("start", "llmtally: dropped request parameters it could not record")
-        event["event_id"] = new_event_id()
-        event["occurred_at"] = time.time()
-        call = Call(self.tally, event, _NO_TEMPLATE)
+        gate = self.recorder.gate
+        if gate is not None:  # without a gate: one attribute, one test
+            gate(CallScope.of(event))  # raises to stop the call: not recorded
+        now = time.time()
+        event["event_id"] = event_id_at(now)
+        event["occurred_at"] = now
+        call = Call(self.recorder, event, _NO_TEMPLATE)
         set_last_call_id(call.id)
         return call
 
