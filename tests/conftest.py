@@ -10,6 +10,7 @@ import pytest
 import llmtally
 import pgserver
 from fakeprovider import FakeProvider, running
+from llmtally.settings import ENV_NAMES
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +64,17 @@ def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         os.environ.pop("XDG_DATA_HOME", None)
     else:
         os.environ["XDG_DATA_HOME"] = old
+
+
+@pytest.fixture(autouse=True)
+def _no_llmtally_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without the variables llmtally's edges read (``settings.ENV_NAMES``).
+
+    A ``LLMTALLY_DATABASE_URL`` or ``LLMTALLY_CONFIG`` in the developer's shell must not
+    reach the CLI's subprocesses or ``config.from_env()``; tests set what they need.
+    """
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,7 @@ from llmtally.errors import (
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads these
     from llmtally import config as config
+    from llmtally import settings as settings
     from llmtally.capture.context import last_call_id
     from llmtally.capture.event import FIELDS, SCHEMA_VERSION
     from llmtally.capture.instrument import instrument
@@ -51,7 +52,7 @@ _LAZY: dict[str, str] = {
 }
 # submodules reachable as attributes after a bare ``import llmtally`` (the README's
 # ``llmtally.Tally(**llmtally.config.from_env())``)
-_SUBMODULES = frozenset({"config"})
+_SUBMODULES = frozenset({"config", "settings"})
 
 __all__ = [
     "FIELDS",

@@ -1,27 +1,19 @@
-"""Settings read from the environment and config files: only the CLI and server call this.
+"""The edge that reads the config file and the environment: only the CLI and server call it.
 
 The library itself (``llmtally.Tally``) takes keyword arguments and never reads the
-environment. Applications that want the same behaviour as the CLI can write
+environment. Applications that want the CLI's behaviour write
 ``llmtally.Tally(**llmtally.config.from_env())``.
 
-Environment variables (all optional):
+What can be set, and how, is derived from ``llmtally.settings`` (``python -m
+llmtally.settings`` prints the table; the README shows it): every ``Tally`` setting is a
+top-level key of the TOML file named by ``LLMTALLY_CONFIG`` and an environment variable
+``LLMTALLY_<NAME>``; the environment wins over the file. Besides the settings the file
+has sections for the views, accepted here and checked by the code that uses them::
 
-=============================  =====================================================
-``LLMTALLY_DATABASE_URL``      database URL (``sqlite:///path`` or ``postgresql://…``);
-                               the CLI defaults to ``sqlite:///llmtally.db``
-``LLMTALLY_PROJECT``           default project name (``default``)
-``LLMTALLY_RETENTION_DAYS``    delete events older than this many days
-``LLMTALLY_CAPTURE_CONTENT``   ``1`` to store raw prompts/completions (off by default)
-``LLMTALLY_REDACT_PII``        ``0`` to turn PII redaction off (on by default)
-``LLMTALLY_CONFIG``            path of a TOML file with the same keys in lower case
-                               (``database_url``, ``project``, ``retention_days``,
-                               ``capture_content``, ``redact_pii``), a
-                               ``[custom_pricing]`` table and a ``[quality_weights]``
-                               table (``regenerated_penalty``, ``edited_penalty``,
-                               ``slow_ms``, ``slow_factor``)
-=============================  =====================================================
+    [server]          # llmtally serve: host, port, keys… (a table)
+    [[alerts]]        # alert and budget rules (an array of tables)
 
-Environment variables override the config file.
+Any other top-level key is an error naming it.
 """
 
 from __future__ import annotations
@@ -29,76 +21,84 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from llmtally import settings
 from llmtally.errors import ConfigError
 
-DATABASE_URL = "LLMTALLY_DATABASE_URL"
-PROJECT = "LLMTALLY_PROJECT"
-RETENTION_DAYS = "LLMTALLY_RETENTION_DAYS"
-CAPTURE_CONTENT = "LLMTALLY_CAPTURE_CONTENT"
-REDACT_PII = "LLMTALLY_REDACT_PII"
-CONFIG_FILE = "LLMTALLY_CONFIG"
-DEFAULT_DATABASE_URL = "sqlite:///llmtally.db"
-
-_FILE_KEYS = {
-    "database_url",
-    "project",
-    "retention_days",
-    "capture_content",
-    "redact_pii",
-    "custom_pricing",
-    "quality_weights",
-}
+CONFIG_FILE: Final = settings.CONFIG_ENV
+DATABASE_URL: Final = settings.SETTINGS_BY_NAME["database_url"].env
+DEFAULT_DATABASE_URL: Final = "sqlite:///llmtally.db"
+#: sections of the file that are not Tally settings: name -> TOML shape
+SECTIONS: Final = {"server": "table", "alerts": "array of tables"}
 
 
-def _flag(name: str, text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(name, f"expected 1/0, true/false, yes/no or on/off, got {text!r}")
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What the file and the environment say: Tally keyword arguments and the views' sections."""
+
+    tally: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    path: Path | None = None  # the config file read, if any
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file; unknown keys are an error naming the key."""
+    """A TOML config file's contents, each setting checked; unknown keys are errors naming them."""
     try:
         data = tomllib.loads(Path(path).read_text())
     except OSError as exc:
         raise ConfigError(CONFIG_FILE, f"cannot read {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(CONFIG_FILE, f"{path} is not valid TOML: {exc}") from exc
-    unknown = set(data) - _FILE_KEYS
-    if unknown:
-        raise ConfigError(sorted(unknown)[0], f"is not a llmtally setting (in {path})")
+    for key in sorted(data):
+        value = data[key]
+        spec = settings.SETTINGS_BY_NAME.get(key)
+        if key in SECTIONS:
+            _check_section(key, value, path)
+        elif spec is None or not spec.configurable:
+            what = "is code only" if spec else "is not a llmtally setting"
+            raise ConfigError(key, f"{what} (in {path})")
+        else:
+            try:
+                data[key] = settings.check(key, value)
+            except ConfigError as exc:
+                raise ConfigError(key, f"{exc.reason} (in {path})") from None
     return data
+
+
+def _check_section(key: str, value: Any, path: str | Path) -> None:
+    ok = isinstance(value, dict)
+    if SECTIONS[key] == "array of tables":
+        ok = isinstance(value, list) and all(isinstance(item, dict) for item in value)
+    if not ok:
+        hint = f"[[{key}]]" if SECTIONS[key] == "array of tables" else f"[{key}]"
+        raise ConfigError(key, f"must be an {SECTIONS[key]} ({hint}) (in {path})")
+
+
+def load(environ: Mapping[str, str] | None = None) -> Config:
+    """The config file (``LLMTALLY_CONFIG``) and the ``LLMTALLY_*`` variables, checked."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    path = Path(env[CONFIG_FILE]) if env.get(CONFIG_FILE) else None
+    if path is not None:
+        data = load_file(path)
+    server = data.pop("server", {})
+    alerts = data.pop("alerts", [])
+    for spec in settings.SETTINGS:
+        text = env.get(spec.env)
+        if spec.configurable and text:  # an empty variable counts as unset
+            data[spec.name] = settings.from_text(spec.name, text)
+    return Config(tally=data, server=server, alerts=alerts, path=path)
 
 
 def from_env(
     environ: Mapping[str, str] | None = None, *, default_database: bool = False
 ) -> dict[str, Any]:
     """Keyword arguments for ``Tally`` from the config file and environment variables."""
-    env = os.environ if environ is None else environ
-    settings: dict[str, Any] = {}
-    if env.get(CONFIG_FILE):
-        settings.update(load_file(env[CONFIG_FILE]))
-    if env.get(DATABASE_URL):
-        settings["database_url"] = env[DATABASE_URL]
-    if env.get(PROJECT):
-        settings["project"] = env[PROJECT]
-    if env.get(RETENTION_DAYS):
-        try:
-            settings["retention_days"] = int(env[RETENTION_DAYS])
-        except ValueError:
-            raise ConfigError(
-                RETENTION_DAYS, f"must be a whole number, got {env[RETENTION_DAYS]!r}"
-            ) from None
-    if env.get(CAPTURE_CONTENT):
-        settings["capture_content"] = _flag(CAPTURE_CONTENT, env[CAPTURE_CONTENT])
-    if env.get(REDACT_PII):
-        settings["redact_pii"] = _flag(REDACT_PII, env[REDACT_PII])
+    kwargs = load(environ).tally
     if default_database:
-        settings.setdefault("database_url", DEFAULT_DATABASE_URL)
-    return settings
+        kwargs.setdefault("database_url", DEFAULT_DATABASE_URL)
+    return kwargs
