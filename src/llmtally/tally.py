@@ -249,12 +249,20 @@ class Tally:
         fields["metadata"] = properties  # validated (and copied) like metadata
         return self._record(fields, "product", metadata_as="properties")
 
-    def ingest(self, events: Iterable[Mapping[str, Any]]) -> IngestResult:
+    def ingest(
+        self, events: Iterable[Mapping[str, Any]], *, project: str | None = None
+    ) -> IngestResult:
         """Record a batch of raw event mappings; bad ones are rejected alone, with the field named.
 
         Each mapping holds event fields (``kind`` defaults to ``llm_call``). This is the
-        path of the HTTP collector and of imports.
+        path of the HTTP collector and of imports. With ``project=P`` the batch is pinned
+        to P: a row without ``project`` gets P and a row naming another project is
+        rejected (field ``project``), so a payload cannot write into another project.
+        Without it, a row's own ``project`` is kept and rows without one get this
+        Tally's.
         """
+        if project is not None and (type(project) is not str or not project):
+            raise ConfigError("project", f"must be a non-empty string, got {project!r}")
         result = IngestResult()
         # read the whole batch first: an iterator failing half way must not leave its
         # first rows queued behind an exception
@@ -272,9 +280,17 @@ class Tally:
                 "batch",
             )
             return result
+        default = self.project if project is None else project
         for index, raw in enumerate(rows):
             try:
-                event = build_from_mapping(raw, project=self.project)
+                event = build_from_mapping(raw, project=default)
+                if project is not None and event["project"] != project:
+                    raise InvalidEventError(
+                        "project",
+                        f"must be {project!r} (this batch is pinned to it), "
+                        f"got {short_repr(event['project'])}",
+                        event["project"],
+                    )
             except InvalidEventError as exc:
                 result.rejected.append({"index": index, "field": exc.field, "error": str(exc)})
                 continue
