@@ -61,12 +61,13 @@ def test_the_hook_changes_events_off_the_callers_thread(
         return event
 
     tally = make(redact)
+    raw_text: dict[str, Any] = {"prompt": "Hi, I am Alice"}  # not in CallFields: raw text
     call_id = tally.record_call(
         model="gpt-4o",
         feature="chat",
         input_tokens=10,
         metadata={"secret": "s3cr3t", "keep": 1},
-        **{"prompt": "Hi, I am Alice"},
+        **raw_text,
     )
     tally.record_event("signup", actor="U1", properties={"plan": "pro"})
     call, product = stored(tally)
