@@ -163,7 +163,8 @@ def naive_breakdown(n: Naive, since: datetime, column: str, limit: int | None) -
     found = n.rows(
         f"SELECT {column}, count(*), sum(cost_usd), sum({UNPRICED}), sum({ERR}), "
         "sum(input_tokens), sum(output_tokens), sum(cache_read_tokens) "
-        f"FROM events WHERE {CALLS} GROUP BY {column} ORDER BY 3 DESC{tail}",
+        # NULLS LAST: PostgreSQL puts a group of only unpriced calls first otherwise
+        f"FROM events WHERE {CALLS} GROUP BY {column} ORDER BY 3 DESC NULLS LAST{tail}",
         since=since,
     )
     if limit:
@@ -237,7 +238,8 @@ def naive_sessions(n: Naive, since: datetime) -> list[Row]:
     found = n.rows(
         "SELECT session_id, min(actor_id), count(*), sum(cost_usd), sum(input_tokens), "
         f"sum(output_tokens), sum({ERR}), min(occurred_at), max(occurred_at) FROM events "
-        f"WHERE {CALLS} AND session_id IS NOT NULL GROUP BY 1 ORDER BY 4 DESC LIMIT 50",
+        f"WHERE {CALLS} AND session_id IS NOT NULL GROUP BY 1 ORDER BY 4 DESC NULLS LAST "
+        "LIMIT 50",
         since=since,
     )
     return [{"key": r[0], "calls": r[2], "cost_usd": r[3] or 0.0} for r in found]

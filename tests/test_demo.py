@@ -1,7 +1,9 @@
-"""`llmtally demo`: realistic traffic through the real pipeline, checked with plain SQL."""
+"""`llmtally demo` and its traffic model: realistic traffic through the real pipeline,
+checked with plain SQL; the model's streams, seeds and events checked directly."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import time
@@ -13,9 +15,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from llmtally import Tally
-from llmtally.cli.demodata import CUSTOM_PRICING
-from llmtally.cli.demogen import Generator
+from llmtally.capture.build import build_from_mapping
+from llmtally.capture.pricing import PriceBook
+from llmtally.capture.redact import Redactor
 from llmtally.cli.main import cli
+from llmtally.demo import CUSTOM_PRICING, Generator, Traffic
+from llmtally.pipeline.process import Processor
+from llmtally.store.base import Batch
 
 CALLS = 3_000
 
@@ -211,4 +217,104 @@ def test_bad_settings_fail_before_earlier_demo_events_are_deleted(
     monkeypatch.setenv("LLMTALLY_CONFIG", str(config))
     result = CliRunner().invoke(cli, ["demo", "--db", url, "--calls", "200"])
     assert result.exit_code == 2 and "custom_pricing" in result.stderr
+    monkeypatch.delenv("LLMTALLY_CONFIG")  # every command refuses a bad config file
     assert sum(r["calls"] for r in breakdown(url)) == 200
+
+
+# -- the traffic model on its own ------------------------------------------------------
+
+END = 1_795_000_000.0  # a fixed "now"
+START = END - 3 * 86_400
+
+
+def test_events_are_ordered_exact_and_inside_the_range() -> None:
+    traffic = Traffic(seed=3, humans=60, agents=5, project=None)
+    hours = traffic.plan(START, END, 1_234)
+    assert sum(h.calls for h in hours) == 1_234
+    assert all(a.hi == b.lo for a, b in itertools.pairwise(hours))
+    events = list(traffic.events(START, END, 1_234))
+    times = [e["occurred_at"] for e in events]
+    assert times == sorted(times) and times[0] >= START and times[-1] < END
+    assert sum(e["kind"] == "llm_call" for e in events) == 1_234
+    assert len({e["event_id"] for e in events}) == len(events)
+    assert {e["project"] for e in events} == {"web", "support", "mobile", "platform"}
+    calls = {e["event_id"]: e for e in events if e["kind"] == "llm_call"}
+    linked = [e for e in events if e["kind"] in ("feedback", "tool_call")]
+    assert linked and all(calls[e["parent_id"]]["trace_id"] == e["trace_id"] for e in linked)
+    assert all(calls[e["parent_id"]]["occurred_at"] <= e["occurred_at"] for e in linked)
+
+
+def test_same_seed_same_events_and_another_seed_others() -> None:
+    def events(seed: int) -> list[dict[str, Any]]:
+        return list(Traffic(seed=seed, humans=50).events(START, END, 800))
+
+    first = events(42)
+    assert events(42) == first
+    other = events(43)
+    assert {e["event_id"] for e in other}.isdisjoint(e["event_id"] for e in first)
+    assert [e["model"] for e in other if "model" in e] != [
+        e["model"] for e in first if "model" in e
+    ]
+
+
+def test_events_are_stored_as_capture_would_store_them() -> None:
+    """The benchmark's generator skips validation: it must change nothing in these events."""
+    traffic = Traffic(seed=5, humans=80, agents=6, project=None)
+    events = list(traffic.events(START, END, 3_000))
+    assert {e["kind"] for e in events} == {"llm_call", "feedback", "tool_call", "product"}
+
+    def rows(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        processor = Processor(
+            prices=PriceBook(custom_pricing=CUSTOM_PRICING),
+            redactor=Redactor(enabled=True),
+            capture_content=False,
+            ts=float,
+        )
+        return [processor.row(item, Batch()) for item in items]
+
+    validated = [build_from_mapping(e, project="elsewhere") for e in events]
+    assert rows(events) == rows(validated)
+
+
+def test_a_stream_over_later_hours_repeats_the_full_streams_events() -> None:
+    """What lets the benchmark make a month in parallel shares: an hour is made alone."""
+    traffic = Traffic(seed=9, humans=40, agents=4, project=None)
+    hours = traffic.plan(START, END, 1_500)
+    full = {e["event_id"]: e for e in traffic.events(START, END, 1_500)}
+    later = list(traffic.events(START, END, 1_500, hours=slice(30, None)))
+    joins = [e for e in later if e.get("name") == "user_joined_channel"]
+    assert all(full.get(e["event_id"]) == e for e in later if e not in joins)
+    assert sum(e["kind"] == "llm_call" for e in later) == sum(h.calls for h in hours[30:])
+
+
+def test_live_traffic_comes_in_real_time_at_the_rate() -> None:
+    clock = [END]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock[0] += seconds
+
+    events = Traffic(seed=1, humans=30).live(600, clock=lambda: clock[0], sleep=sleep)
+    seen = []
+    for event in events:
+        assert event["occurred_at"] <= clock[0]  # never ahead of the clock
+        seen.append(event)
+        if clock[0] >= END + 6 * 3600:
+            break
+    times = [e["occurred_at"] for e in seen]
+    assert times == sorted(times) and times[0] >= END and waits and min(waits) > 0
+    calls = sum(e["kind"] == "llm_call" for e in seen)
+    # 600 calls an hour on average over a week; these six hours are a weekday morning
+    assert 6 * 600 * 0.3 < calls < 6 * 600 * 3
+
+
+def test_profiles_name_people_and_every_agent() -> None:
+    traffic = Traffic(seed=2, humans=100, agents=8)
+    profiles = traffic.profiles()
+    agents = [p for p in profiles if p.actor_type == "agent"]
+    assert [p.actor_id for p in agents] == traffic.population.agents and len(agents) == 8
+    assert agents[0].display_name == "Release planner" and agents[-1].display_name
+    people = [p for p in profiles if p.actor_type == "human"]
+    assert len(people) == 24 and all(p.real_name and p.timezone for p in people)
+    assert profiles == Traffic(seed=2, humans=100, agents=8).profiles()

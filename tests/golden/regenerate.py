@@ -113,7 +113,7 @@ def run_all(db: str) -> dict[str, str]:
 def load(db: str) -> None:
     """Replay the golden dataset into ``db``."""
     from llmtally import Tally
-    from llmtally.cli.demodata import CUSTOM_PRICING
+    from llmtally.demo import CUSTOM_PRICING
 
     with gzip.open(EVENTS, "rt") as fh:
         rows = [json.loads(line) for line in fh]
@@ -127,8 +127,7 @@ def load(db: str) -> None:
 def make_events() -> None:
     """Record demo traffic at the fixed NOW and export it as the golden dataset."""
     from llmtally import Tally
-    from llmtally.cli.demodata import CUSTOM_PRICING
-    from llmtally.cli.demogen import Generator
+    from llmtally.demo import CUSTOM_PRICING, Generator
     from llmtally.query.export import export_events
     from llmtally.store.base import open_store
 

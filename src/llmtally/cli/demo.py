@@ -1,4 +1,8 @@
-"""``llmtally demo``: fill a database with a realistic month of traffic, then show it."""
+"""``llmtally demo``: fill a database with a realistic month of traffic, then show it.
+
+The traffic is ``llmtally.demo``'s model, recorded through a real ``Tally``; this command
+only clears earlier demo events, shows progress and prints the overview.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +21,9 @@ from llmtally.cli.common import (
     progress_bar,
     settings,
 )
-from llmtally.cli.demodata import CUSTOM_PRICING, PROJECT, UNPRICED_MODEL
-from llmtally.cli.demogen import Generator
 from llmtally.cli.reports import show_overview
-from llmtally.query.reports import Filters
+from llmtally.demo import CUSTOM_PRICING, PROJECT, UNPRICED_MODEL, Generator
+from llmtally.query import registry
 from llmtally.store.maintenance import delete_older_than
 from llmtally.tally import Tally
 
@@ -90,7 +93,7 @@ def demo(days: int, calls: int, seed: int, keep: bool, db: str) -> None:
             f"the demo events were not all written within {FLUSH_TIMEOUT:.0f} s ({where})"
         )
     elapsed = time.perf_counter() - started
-    lost = stats.get("dropped", 0) + stats.get("rejected", 0)
+    lost = stats.get("dropped", 0) + stats.get("rejected", 0) + len(generator.rejected)
     summary = ", ".join(f"{n:,} {_KIND_LABELS[kind]}" for kind, n in counts.most_common())
     click.echo(
         f"Recorded {stats.get('written', 0):,} events ({summary}) over {days} days "
@@ -98,9 +101,16 @@ def demo(days: int, calls: int, seed: int, keep: bool, db: str) -> None:
         + (f"; replaced {removed:,} earlier demo events." if removed else ".")
     )
     if lost:
-        click.echo(f"Warning: {lost:,} events were dropped or rejected: {stats}", err=True)
+        refused = generator.rejected[:3]
+        click.echo(
+            f"Warning: {lost:,} events were dropped or rejected: {stats}"
+            + (f"; refused at capture: {refused}" if refused else ""),
+            err=True,
+        )
     with opened_reports(db) as reports:
-        show_overview(reports, Filters(project=PROJECT), "table", title="Demo overview")
+        overview = registry.get("overview")
+        result = overview.run(reports, overview.params(since=None, project=PROJECT))
+        show_overview(reports, result, "Demo overview")
     click.echo(
         f"{UNPRICED_MODEL} has no known price, so its calls have cost_usd = null: add it to "
         "[custom_pricing] and run `llmtally prices recompute`.\n"
