@@ -23,7 +23,6 @@ from llmtally.capture.build import build_from_mapping, build_owned
 from llmtally.capture.context import AttributionContext, set_last_call_id, with_context
 from llmtally.capture.event import (
     ACTOR_TEXT_LIMITS,
-    KINDS,
     CallFields,
     validate_fields,
 )
@@ -36,6 +35,7 @@ from llmtally.capture.track import Call, open_call
 from llmtally.errors import ConfigError, InvalidEventError, QueryError
 from llmtally.pipeline.process import BeforeSend, BeforeSendHook, Identify, Processor
 from llmtally.pipeline.writer import Writer
+from llmtally.settings import TallySettings
 from llmtally.store.base import Store, normalize_url, open_store
 
 if TYPE_CHECKING:
@@ -108,30 +108,14 @@ class Tally:
         sample_kinds: Iterable[str] = ("product", "tool_call"),
         quality_weights: Mapping[str, float] | None = None,
         gc_freeze: bool = True,
-        # capture seams (issue 10): code-only settings (callables: no TOML key, no env var)
+        # hooks: code-only settings (functions have no config key or environment variable)
         gates: Iterable[Gate] = (),
         before_send: BeforeSendHook | None = None,
     ) -> None:
-        if not isinstance(project, str) or not project:
-            raise ConfigError("project", "must be a non-empty string")
-        if on_invalid not in ("raise", "warn"):
-            raise ConfigError("on_invalid", "must be 'raise' or 'warn'")
-        for name, value in (("queue_size", queue_size), ("batch_size", batch_size)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(name, f"must be a positive integer, got {value!r}")
-        if retention_days is not None and (
-            not isinstance(retention_days, int) or retention_days < 1
-        ):
-            raise ConfigError(
-                "retention_days", f"must be a positive integer, got {retention_days!r}"
-            )
-        if not isinstance(sample_rate, (int, float)) or not 0.0 <= sample_rate <= 1.0:
-            raise ConfigError("sample_rate", f"must be between 0 and 1, got {sample_rate!r}")
-        kinds = frozenset(sample_kinds)
-        if not kinds <= {"llm_call", "feedback", "product", "tool_call"}:
-            raise ConfigError("sample_kinds", f"unknown kinds {sorted(kinds - set(KINDS))}")
-        if spool_interval <= 0 or spool_interval > 1.0:
-            raise ConfigError("spool_interval", "must be > 0 and <= 1 second")
+        """Every argument is defined (type, default, doc) once, in ``llmtally.settings``."""
+        # checked and normalized by that definition; a bad value is a ConfigError naming it
+        self.settings = TallySettings.from_arguments(locals())
+        kinds = frozenset(self.settings.sample_kinds)
         self.project = project
         self.database_url = database_url
         self.enabled = database_url is not None
@@ -154,12 +138,8 @@ class Tally:
         self.gate: Gate | None = None
         self._gates: tuple[Gate, ...] = ()
         self._blocked = 0
-        for gate in gates:
+        for gate in self.settings.gates:  # a tuple by now (``gates`` may be an iterator)
             self.add_gate(gate)
-        if before_send is not None and not callable(before_send):
-            raise ConfigError(
-                "before_send", f"must be callable, got {type(before_send).__name__}"
-            )
         self._before_send = BeforeSend(before_send) if before_send is not None else None
         # sampling only touches the configured kinds; user-facing calls stay at 100%
         self._sample_rate = float(sample_rate)
