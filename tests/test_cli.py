@@ -38,10 +38,8 @@ def as_json(result: Result) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No settings leak in from the machine; the default database lands in tmp_path."""
-    for name in ("LLMTALLY_DATABASE_URL", "LLMTALLY_CONFIG", "LLMTALLY_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
+def in_tmp_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The default database lands in tmp_path (conftest clears the LLMTALLY_ settings)."""
     monkeypatch.chdir(tmp_path)
 
 

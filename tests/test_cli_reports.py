@@ -153,9 +153,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("LLMTALLY_DATABASE_URL", "LLMTALLY_CONFIG", "LLMTALLY_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
+def in_tmp_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The default database lands in tmp_path (conftest clears the LLMTALLY_ settings)."""
     monkeypatch.chdir(tmp_path)
 
 

@@ -21,6 +21,7 @@ from llmtally.capture.redact import Redactor
 from llmtally.cli.main import cli
 from llmtally.demo import CUSTOM_PRICING, Generator, Traffic
 from llmtally.pipeline.process import Processor
+from llmtally.settings import ENV_NAMES
 from llmtally.store.base import Batch
 
 CALLS = 3_000
@@ -39,9 +40,8 @@ def breakdown(url: str, by: str = "model") -> list[dict[str, Any]]:
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("LLMTALLY_DATABASE_URL", "LLMTALLY_CONFIG", "LLMTALLY_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
+def in_tmp_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The default database lands in tmp_path (conftest clears the LLMTALLY_ settings)."""
     monkeypatch.chdir(tmp_path)
 
 
@@ -49,8 +49,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
     """One demo database shared by the read-only checks below."""
     path = tmp_path_factory.mktemp("demo") / "llmtally.db"
-    with pytest.MonkeyPatch.context() as mp:  # runs before the function-scoped clean_env
-        mp.delenv("LLMTALLY_CONFIG", raising=False)
+    with pytest.MonkeyPatch.context() as mp:  # runs before conftest's function-scoped clearing
+        for name in ENV_NAMES:
+            mp.delenv(name, raising=False)
         result = ok("demo", "--db", f"sqlite:///{path}", "--calls", str(CALLS), "--days", "20")
     return path, result
 
