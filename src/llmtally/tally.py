@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from typing_extensions import Unpack
 
 from llmtally.capture.build import build_from_mapping, build_owned
-from llmtally.capture.context import AttributionContext, set_last_call_id, with_context
+from llmtally.capture.context import (
+    AttributionContext,
+    current_attributes,
+    merge,
+    set_last_call_id,
+    with_context,
+)
 from llmtally.capture.event import (
     ACTOR_TEXT_LIMITS,
     CallFields,
@@ -178,8 +184,11 @@ class Tally:
         # the hot path, inlined: context attributes, validate, then one queue put; the
         # kwargs dict is this call's own, so it is validated in place into the event
         owned: dict[str, Any] = fields  # type: ignore[assignment]
+        attrs = current_attributes()
+        if attrs:
+            owned = merge(attrs, owned)
         try:
-            event = build_owned(with_context(owned), "llm_call", self.project, True)
+            event = build_owned(owned, "llm_call", self.project, True)
         except InvalidEventError as exc:
             return self.invalid_event(exc, "llm_call")
         writer.put(event)

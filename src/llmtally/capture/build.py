@@ -140,12 +140,16 @@ def build_owned(
     str_limits, int_limits, float_limits = _STR_LIMITS, _INT_LIMITS, _FLOAT_LIMITS
     limit: float | None
     slow: list[Any] | None = None
+    alias = None  # a plain ``actor=`` string: renamed after the loop
     # the caller's thread pays for this loop: one type test and one table lookup per field
     for name, value in event.items():
         tp = type(value)
         if tp is str:
             limit = str_limits.get(name)
             if limit is not None and 0 < len(value) <= limit:
+                continue
+            if name == "actor" and 0 < len(value) <= _ACTOR_MAX:
+                alias = value
                 continue
         elif tp is int:
             limit = int_limits.get(name)
@@ -173,10 +177,14 @@ def build_owned(
             else:
                 _full_check(name, value, event)
         if actor is not None:
-            if type(actor) is str and 0 < len(actor) <= _ACTOR_MAX and "actor_id" not in event:
-                event["actor_id"] = actor
-            else:
-                _set_actor(actor, event)
+            _set_actor(actor, event)
+    if alias is not None:
+        del event["actor"]
+        known = event.get("actor_id")  # checked by now
+        if known is None:
+            event["actor_id"] = alias
+        elif known != alias:
+            raise InvalidEventError("actor", "given together with a different actor_id")
     if "kind" in event and event["kind"] != kind:
         raise InvalidEventError("kind", f"must be {kind!r} here, got {event['kind']!r}")
     if require_model and "model" not in event:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from llmtally.capture.build import build, build_update
 from llmtally.capture.context import set_last_call_id, with_context
 from llmtally.capture.event import FIELDS, check_consistency
-from llmtally.capture.recorder import CallScope, Recorder
+from llmtally.capture.recorder import CallScope, Gate, Recorder
 from llmtally.capture.text import exception_text
 from llmtally.capture.usage import from_response
 from llmtally.errors import InvalidEventError
@@ -154,20 +154,20 @@ class Call:
         event.setdefault("model", "unknown")
         self._recorder.enqueue(event)
 
-    def _gate(self) -> None:
+    def _gate(self, gate: Gate) -> None:
         """Ask the recorder's gate; a call it stops is never recorded."""
-        gate = self._recorder.gate
-        if gate is not None:  # the only cost without a gate: one attribute, one test
-            try:
-                gate(CallScope.of(self._event))
-            except BaseException:
-                self._done = True
-                raise
-            self._t0 = time.perf_counter()  # the call starts once the gate let it
+        try:
+            gate(CallScope.of(self._event))
+        except BaseException:
+            self._done = True
+            raise
+        self._t0 = time.perf_counter()  # the call starts once the gate let it
 
     def __enter__(self) -> Call:
-        self._gate()
-        set_last_call_id(self.id)
+        gate = self._recorder.gate
+        if gate is not None:  # the only cost without a gate: one attribute, one test
+            self._gate(gate)
+        set_last_call_id(self._event["event_id"])
         return self
 
     def __exit__(
@@ -179,8 +179,10 @@ class Call:
         self.finish(exc)
 
     async def __aenter__(self) -> Call:
-        self._gate()
-        set_last_call_id(self.id)
+        gate = self._recorder.gate
+        if gate is not None:
+            self._gate(gate)
+        set_last_call_id(self._event["event_id"])
         return self
 
     async def __aexit__(
