@@ -245,3 +245,71 @@ def test_nul_characters_are_kept_or_replaced_never_lost(db_url: str) -> None:
     got = {r["feature"]: r for r in rows(db_url)}
     assert set(got) - {"plain"} <= {"a\x00b", "a\ufffdb"}  # SQLite keeps NUL; PostgreSQL cannot
     assert len(got) == 2
+
+
+def test_open_store_is_a_scheme_registry(tmp_path: Any) -> None:
+    from llmtally.store import base
+    from llmtally.store.sqlite import SQLiteStore
+
+    with pytest.raises(llmtally.UnsupportedDatabaseError) as info:
+        base.open_store("clickhouse://default:secret@localhost/db")
+    message = str(info.value)
+    assert "'clickhouse'" in message and "postgresql, sqlite" in message
+    assert "secret" not in message
+    opened: list[tuple[str, float]] = []
+
+    def factory(sa_url: str, timeout: float) -> base.Store:
+        opened.append((sa_url, timeout))
+        return SQLiteStore(sa_url)
+
+    base.register_store("tallytest", factory, drivername="sqlite")
+    try:
+        store = base.open_store(f"tallytest:///{tmp_path / 'x.db'}", connect_timeout=3.0)
+        store.migrate()
+        store.ping()
+        store.close()
+        assert opened == [(f"sqlite:///{tmp_path / 'x.db'}", 3.0)]
+        assert "tallytest" in base.store_schemes()
+    finally:
+        base._KINDS.pop("tallytest")
+
+
+def test_database_failures_leave_the_store_as_store_errors(tmp_path: Any) -> None:
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from llmtally.store.base import open_store
+    from llmtally.store.maintenance import delete_older_than, recompute_costs
+    from llmtally.store.rollups import rebuild
+
+    # PostgreSQL that refuses connections: the password is masked, the cause kept
+    store = open_store("postgresql://app:hunter2@127.0.0.1:9/x", connect_timeout=1)
+    for operation in (store.ping, store.migrate):
+        with pytest.raises(llmtally.StoreError) as info:
+            operation()
+        assert "hunter2" not in str(info.value) and "app:***@127.0.0.1:9/x" in str(info.value)
+        assert info.value.url == "postgresql+psycopg://app:***@127.0.0.1:9/x"
+        assert not isinstance(info.value.__cause__, llmtally.LlmtallyError)
+    store.close()
+    # a SQLite file that is not a database
+    bad = tmp_path / "not-a-db.db"
+    bad.write_bytes(b"this is not a database file" * 100)
+    store = open_store(f"sqlite:///{bad}")
+    for name, operation in (
+        ("migrating the schema", store.migrate),
+        ("reaching the database", store.ping),
+        ("deleting old events", lambda: delete_older_than(store.engine, days=1)),
+        ("re-pricing calls", lambda: recompute_costs(store.engine, _prices())),
+        ("rebuilding the derived tables", lambda: rebuild(store.engine)),
+    ):
+        with pytest.raises(llmtally.StoreError, match=name) as info:
+            operation()
+        assert isinstance(info.value.__cause__, (sa.exc.SQLAlchemyError, sqlite3.Error)), name
+    store.close()
+
+
+def _prices() -> Any:
+    from llmtally.capture.pricing import PriceBook
+
+    return PriceBook()

@@ -5,159 +5,99 @@ and actor, the sums of that actor's ``llm_call`` events; agents' rows also carry
 histogram. They answer active actors, the cost per user and the agents report without
 touching the events table (a call without an actor is kept under actor ``""``).
 
-Like ``store.rollups``, deltas come from the rows the database really inserted, in the
-write transaction, so a duplicate never counts twice.
+Like every derived table (``store.derived``), deltas come from the rows the database
+really inserted, in the write transaction, so a duplicate never counts twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.event import COLUMN_NAMES
 from llmtally.store import sketch
-from llmtally.store.schema import ACTOR_SUMS
+from llmtally.store.derived import POS, Acc, Dialect, Key, Merge, Table, Window, clear_buckets
+from llmtally.store.schema import ACTOR_SUMS, rollup_actor_daily, rollup_actor_hourly
 
-_I = {name: i for i, name in enumerate(COLUMN_NAMES)}
-_K_OCC, _K_KIND, _K_PROJECT = _I["occurred_at"], _I["kind"], _I["project"]
-_K_ATYPE, _K_ACTOR = _I["actor_type"], _I["actor_id"]
-_K_STATUS, _K_COST, _K_LAT = _I["status"], _I["cost_usd"], _I["latency_ms"]
-_K_IN, _K_OUT, _K_CACHE = _I["input_tokens"], _I["output_tokens"], _I["cache_read_tokens"]
+_OCC, _KIND, _PROJECT = POS["occurred_at"], POS["kind"], POS["project"]
+_ATYPE, _ACTOR, _STATUS = POS["actor_type"], POS["actor_id"], POS["status"]
+_COST, _LAT = POS["cost_usd"], POS["latency_ms"]
+_IN, _OUT, _CACHE = POS["input_tokens"], POS["output_tokens"], POS["cache_read_tokens"]
+_CACHE_W, _REASON = POS["cache_write_tokens"], POS["reasoning_tokens"]
 
-ActorKey = tuple[Any, str, str, str]  # (bucket, project, actor_type, actor_id)
-
-
-class ActorAcc:
-    """Sums (``ACTOR_SUMS`` order) and, for agents, a latency histogram."""
-
-    __slots__ = ("latency", "sums")
-
-    def __init__(self) -> None:
-        self.sums: list[float] = [0] * len(ACTOR_SUMS)
-        self.latency: sketch.Histogram = {}
-
-    def merge(self, other: ActorAcc) -> None:
-        """Add another accumulator into this one."""
-        for i, value in enumerate(other.sums):
-            self.sums[i] += value
-        sketch.merge(self.latency, other.latency)
+_KEYS = ("bucket", "project", "actor_type", "actor_id")
+# the histogram is kept for agents only (the agents report): human rows are pure sums
+_VALUES = (*((name, Merge.SUM) for name in ACTOR_SUMS), ("latency_hist", Merge.HIST))
+HOURLY = Table(rollup_actor_hourly, _KEYS, _VALUES)
+DAILY = Table(rollup_actor_daily, _KEYS, _VALUES)
+_S = {name: i for i, name in enumerate(ACTOR_SUMS)}
+_HIST = len(ACTOR_SUMS)
 
 
-def actor_deltas(
-    rows: Iterable[Sequence[Any]], hour: Callable[[Any], Any]
-) -> dict[ActorKey, ActorAcc]:
+def actor_deltas(rows: Iterable[Sequence[Any]], hour: Any) -> dict[Key, Acc]:
     """Per (hour, project, actor type, actor) sums of the llm_call rows among ``rows``."""
-    out: dict[ActorKey, ActorAcc] = {}
+    out: dict[Key, Acc] = {}
+    width = len(ACTOR_SUMS)
+    i_err, i_cost, i_priced = _S["errors"], _S["cost_usd"], _S["priced_calls"]
+    i_in, i_out, i_cache = _S["input_tokens"], _S["output_tokens"], _S["cache_read_tokens"]
+    i_cw, i_reason = _S["cache_write_tokens"], _S["reasoning_tokens"]
+    i_lat, i_latn = _S["latency_sum"], _S["latency_count"]
     for row in rows:
-        if row[_K_KIND] != "llm_call":
+        if row[_KIND] != "llm_call":
             continue
-        actor_type = row[_K_ATYPE] or ""
-        key = (hour(row[_K_OCC]), row[_K_PROJECT], actor_type, row[_K_ACTOR] or "")
-        acc = out.get(key)
-        if acc is None:
-            acc = out[key] = ActorAcc()
-        s = acc.sums
+        actor_type = row[_ATYPE] or ""
+        key = (hour(row[_OCC]), row[_PROJECT], actor_type, row[_ACTOR] or "")
+        s = out.get(key)
+        if s is None:
+            s = out[key] = [0] * width + [{}]
         s[0] += 1
-        if row[_K_STATUS] == "error":
-            s[1] += 1
-        cost = row[_K_COST]
+        if row[_STATUS] == "error":
+            s[i_err] += 1
+        cost = row[_COST]
         if cost is not None:
-            s[2] += cost
-            s[3] += 1
-        s[4] += row[_K_IN] or 0
-        s[5] += row[_K_OUT] or 0
-        s[6] += row[_K_CACHE] or 0
-        latency = row[_K_LAT]
+            s[i_cost] += cost
+            s[i_priced] += 1
+        s[i_in] += row[_IN] or 0
+        s[i_out] += row[_OUT] or 0
+        s[i_cache] += row[_CACHE] or 0
+        s[i_cw] += row[_CACHE_W] or 0
+        s[i_reason] += row[_REASON] or 0
+        latency = row[_LAT]
         if latency is not None:
-            s[7] += latency
-            s[8] += 1
+            s[i_lat] += latency
+            s[i_latn] += 1
             if actor_type == "agent":
+                h = s[_HIST]
                 b = sketch.bucket(latency)
-                acc.latency[b] = acc.latency.get(b, 0) + 1
+                h[b] = h.get(b, 0) + 1
     return out
 
 
-def actors_by_day(
-    deltas: dict[ActorKey, ActorAcc], day: Callable[[Any], Any]
-) -> dict[ActorKey, ActorAcc]:
-    """The same deltas keyed by UTC day instead of hour."""
-    out: dict[ActorKey, ActorAcc] = {}
-    for key, acc in deltas.items():
-        day_key = (day(key[0]), *key[1:])
-        found = out.get(day_key)
-        if found is None:
-            found = out[day_key] = ActorAcc()
-        found.merge(acc)
-    return out
+class Actors:
+    """The actor rollups: hourly deltas, re-keyed to the day."""
+
+    name = "actors"
+    tables: tuple[sa.Table, ...] = (rollup_actor_hourly, rollup_actor_daily)
+    reads: tuple[str, ...] = ("occurred_at", "kind", "project", "actor_type", "actor_id", "status", "cost_usd",
+             "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+             "reasoning_tokens", "latency_ms")  # fmt: skip
+    replay = True
+
+    def maintain(self, db: Any, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> None:
+        """Upsert the hourly and daily deltas of ``rows``."""
+        hourly = actor_deltas(rows, dialect.hour)
+        if hourly:
+            daily = HOURLY.coarsen(hourly, dialect.day)
+            HOURLY.upsert(db, dialect, hourly)
+            DAILY.upsert(db, dialect, daily)
+
+    def clear(self, conn: sa.Connection, window: Window) -> None:
+        """Delete the window's buckets."""
+        clear_buckets(conn, self.tables, window)
+
+    def rebuild(self, conn: sa.Connection, window: Window) -> None:
+        """Nothing beyond the replay."""
 
 
-_ACTOR_KEYS = ("bucket", "project", "actor_type", "actor_id")
-_ACTOR_COLUMNS = (*_ACTOR_KEYS, *ACTOR_SUMS, "latency_hist")
-
-
-def _actor_upsert(table: str, ph: str) -> str:
-    sums = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in ACTOR_SUMS)
-    return (
-        f"INSERT INTO {table} ({', '.join(_ACTOR_COLUMNS)}) "
-        f"VALUES ({', '.join([ph] * len(_ACTOR_COLUMNS))}) "
-        f"ON CONFLICT ({', '.join(_ACTOR_KEYS)}) DO UPDATE SET {sums}, "
-        f"latency_hist = coalesce(excluded.latency_hist, {table}.latency_hist)"
-    )
-
-
-def _hist_select(table: str, ph: str) -> str:
-    where = " AND ".join(f"{k} = {ph}" for k in _ACTOR_KEYS)
-    return f"SELECT latency_hist FROM {table} WHERE {where}"
-
-
-ACTOR_TABLES = ("rollup_actor_hourly", "rollup_actor_daily")
-_SQL = {
-    (t, ph): (_hist_select(t, ph), _actor_upsert(t, ph)) for t in ACTOR_TABLES for ph in ("?", "%s")
-}
-
-
-def _actor_rows(
-    deltas: dict[ActorKey, ActorAcc], read_hist: Callable[[ActorKey], Any]
-) -> list[tuple[Any, ...]]:
-    out = []
-    for key, acc in deltas.items():
-        blob = None
-        if acc.latency:  # agents only: merge with the stored histogram
-            blob = sketch.encode(sketch.merge_blob(dict(acc.latency), read_hist(key)))
-        out.append((*key, *acc.sums, blob))
-    return out
-
-
-def apply_actors(
-    db: Any, deltas: dict[ActorKey, ActorAcc], day: Callable[[Any], Any], placeholder: str
-) -> None:
-    """Merge hourly deltas and their daily sums in the caller's transaction.
-
-    ``db`` is a sqlite3 connection or a psycopg cursor: both have ``execute()`` returning
-    something with ``fetchone()``, and ``executemany()``.
-    """
-    if not deltas:
-        return
-    for table, part in (
-        ("rollup_actor_hourly", deltas),
-        ("rollup_actor_daily", actors_by_day(deltas, day)),
-    ):
-        select, upsert = _SQL[(table, placeholder)]
-
-        def read_hist(key: ActorKey, select: str = select) -> Any:
-            row = db.execute(select, key).fetchone()
-            return None if row is None else row[0]
-
-        db.executemany(upsert, _actor_rows(part, read_hist))
-
-
-def insert_actor_rows(
-    conn: sa.Connection, table: sa.Table, deltas: dict[ActorKey, ActorAcc]
-) -> None:
-    """Insert complete (rebuilt) rows through SQLAlchemy."""
-    if not deltas:
-        return
-    rows = _actor_rows(deltas, lambda key: None)
-    conn.execute(sa.insert(table), [dict(zip(_ACTOR_COLUMNS, row, strict=True)) for row in rows])
+ACTORS = Actors()

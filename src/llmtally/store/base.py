@@ -1,4 +1,4 @@
-"""The store interface: one class per engine, chosen by URL scheme.
+"""The store interface: one class per engine, chosen by URL scheme (``register_store``).
 
 Schema, migrations and queries go through SQLAlchemy Core (``Store.engine``). The batch
 write path goes to the driver directly (sqlite3 ``executemany``, psycopg ``COPY``):
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,6 +24,7 @@ from llmtally.errors import DataRejected as DataRejected  # engines import it fr
 from llmtally.errors import StoreError, UnsupportedDatabaseError
 from llmtally.event import COLUMN_NAMES
 from llmtally.store import migrate
+from llmtally.store.boundary import safe_url, store_errors
 
 log = logging.getLogger("llmtally")
 
@@ -85,8 +86,17 @@ class Store(abc.ABC):
         return self.engine.url.render_as_string(hide_password=True)
 
     def migrate(self) -> list[str]:
-        """Bring the schema to head; return the revisions applied."""
-        return migrate.upgrade(self.engine)
+        """Bring the schema to head, then rebuild what migrations marked stale.
+
+        Returns the revisions applied. The rebuild runs with this version's code at head
+        (``rollups.rebuild_stale``); migrations themselves only change the schema.
+        """
+        with store_errors(self.engine, "migrating the schema"):
+            applied = migrate.upgrade(self.engine)
+            from llmtally.store.rollups import rebuild_stale
+
+            rebuild_stale(self.engine)
+        return applied
 
     def write(self, batch: Batch) -> WriteResult:
         """Write a batch; isolate the rows the database refuses instead of losing the batch.
@@ -184,9 +194,14 @@ class Store(abc.ABC):
     def ts(self, epoch: float) -> Any:
         """An occurred_at value in the form this engine's write path takes."""
 
-    @abc.abstractmethod
     def ping(self) -> None:
-        """Raise if the database cannot be reached."""
+        """Raise ``StoreError`` if the database cannot be reached."""
+        with store_errors(self.engine, "reaching the database"):
+            self._ping()
+
+    @abc.abstractmethod
+    def _ping(self) -> None:
+        """Run a trivial query on the write connection (driver errors raised as they are)."""
 
     @abc.abstractmethod
     def _close_raw(self) -> None:
@@ -203,36 +218,93 @@ def _reason(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {str(cause).strip()}"
 
 
-def normalize_url(url: str) -> str:
-    """Map user-facing URLs to SQLAlchemy ones (``postgres://`` → ``postgresql+psycopg://``)."""
+StoreFactory = Callable[[str, float], Store]  # (SQLAlchemy URL, connect_timeout) -> store
+
+
+@dataclass(frozen=True, slots=True)
+class StoreKind:
+    """An engine llmtally can open: its URL scheme, SQLAlchemy driver and factory."""
+
+    scheme: str
+    drivername: str
+    factory: StoreFactory
+
+
+_KINDS: dict[str, StoreKind] = {}  # every accepted scheme (aliases included) -> its kind
+
+
+def register_store(
+    scheme: str, factory: StoreFactory, *, drivername: str, aliases: Iterable[str] = ()
+) -> None:
+    """Make ``open_store`` open URLs of ``scheme`` (and ``aliases``) with ``factory``.
+
+    ``factory(sqlalchemy_url, connect_timeout)`` returns the store; the URL it gets has
+    ``drivername`` as its scheme. Registering a scheme again replaces it.
+    """
+    kind = StoreKind(scheme.lower(), drivername, factory)
+    for name in (scheme, *aliases):
+        _KINDS[name.lower()] = kind
+
+
+def store_schemes() -> list[str]:
+    """The URL schemes ``open_store`` accepts, aliases included."""
+    return sorted(_KINDS)
+
+
+def _kind(url: str) -> tuple[StoreKind, str]:
+    """The registered kind of ``url`` and the rest of the URL after ``://``."""
     if "://" not in url:
         # a bare path is a SQLite file: `llmtally --db ./x.db`
-        return f"sqlite:///{url}"
+        url = f"sqlite:///{url}"
     scheme, rest = url.split("://", 1)
-    scheme = scheme.lower()
-    if scheme in ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg3"):
-        return f"postgresql+psycopg://{rest}"
-    if scheme in ("sqlite", "sqlite+pysqlite"):
-        return f"sqlite://{rest}"
-    raise UnsupportedDatabaseError(
-        f"unsupported database URL scheme {scheme!r}; use sqlite:///path or postgresql://…",
-        url=url.split("@")[-1],
-    )
+    kind = _KINDS.get(scheme.lower())
+    if kind is None:
+        known = ", ".join(sorted({k.scheme for k in _KINDS.values()}))
+        raise UnsupportedDatabaseError(
+            f"unsupported database URL scheme {scheme!r}; known schemes: {known} "
+            f"(aliases: {', '.join(store_schemes())})",
+            url=safe_url(url),
+        )
+    return kind, rest
+
+
+def normalize_url(url: str) -> str:
+    """Map user-facing URLs to SQLAlchemy ones (``postgres://`` → ``postgresql+psycopg://``)."""
+    kind, rest = _kind(url)
+    return f"{kind.drivername}://{rest}"
 
 
 def open_store(url: str, *, connect_timeout: float = 10.0) -> Store:
     """Open the store for ``url`` (does not migrate; call ``migrate()``)."""
-    sa_url = normalize_url(url)
+    kind, rest = _kind(url)
+    sa_url = f"{kind.drivername}://{rest}"
     try:
-        if sa_url.startswith("sqlite"):
-            from llmtally.store.sqlite import SQLiteStore
-
-            return SQLiteStore(sa_url, busy_timeout=max(connect_timeout, 30.0))
-        from llmtally.store.postgres import PostgresStore
-
-        return PostgresStore(sa_url, connect_timeout=connect_timeout)
+        with store_errors(sa_url, "opening the store"):
+            return kind.factory(sa_url, connect_timeout)
     except ImportError as exc:  # pragma: no cover - driver missing from a broken install
-        raise StoreError(f"database driver missing: {exc}", url=sa_url) from exc
+        raise StoreError(f"database driver missing: {exc}", url=safe_url(sa_url)) from exc
+
+
+def _open_sqlite(sa_url: str, connect_timeout: float) -> Store:
+    from llmtally.store.sqlite import SQLiteStore
+
+    # SQLite's timeout is how long a writer waits for the file lock: never below 30 s
+    return SQLiteStore(sa_url, busy_timeout=max(connect_timeout, 30.0))
+
+
+def _open_postgres(sa_url: str, connect_timeout: float) -> Store:
+    from llmtally.store.postgres import PostgresStore
+
+    return PostgresStore(sa_url, connect_timeout=connect_timeout)
+
+
+register_store("sqlite", _open_sqlite, drivername="sqlite", aliases=("sqlite+pysqlite",))
+register_store(
+    "postgresql",
+    _open_postgres,
+    drivername="postgresql+psycopg",
+    aliases=("postgres", "postgresql+psycopg", "postgresql+psycopg3"),
+)
 
 
 def event_columns() -> Sequence[str]:

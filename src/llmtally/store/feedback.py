@@ -15,13 +15,23 @@ and is rolled up when the call arrives.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.event import COLUMN_NAMES
+from llmtally.store.derived import (
+    POS,
+    Dialect,
+    Merge,
+    Table,
+    Window,
+    clear_buckets,
+    datetime_day,
+    datetime_hour,
+    utc,
+)
 from llmtally.store.schema import (
     FEEDBACK_DIMENSIONS,
     FEEDBACK_SUMS,
@@ -33,10 +43,11 @@ from llmtally.store.schema import (
 
 SLOW_MS = 3000.0  # seed 003's "slow answer" threshold, fixed in the rollups
 
-_I = {name: i for i, name in enumerate(COLUMN_NAMES)}
-_K_ID, _K_KIND, _K_PARENT = _I["event_id"], _I["kind"], _I["parent_id"]
+_ID, _KIND, _PARENT = POS["event_id"], POS["kind"], POS["parent_id"]
 _KEYS = ("bucket", *FEEDBACK_DIMENSIONS)
-_COLUMNS = (*_KEYS, *FEEDBACK_SUMS)
+_VALUES = tuple((name, Merge.SUM) for name in FEEDBACK_SUMS)
+HOURLY = Table(rollup_feedback_hourly, _KEYS, _VALUES)
+DAILY = Table(rollup_feedback_daily, _KEYS, _VALUES)
 _N = len(FEEDBACK_SUMS)
 _RATED = 5  # index of rated_0 in FEEDBACK_SUMS
 
@@ -61,13 +72,13 @@ def add_call(
     call: CallInfo,
     new: Sequence[Signal],
     old: Sequence[Signal],
-    hour: Callable[[Any], Any],
+    hour: Any,
 ) -> None:
     """Add the deltas of one call's ``new`` feedback, given the ``old`` already rolled up."""
     if not new:
         return
     at, project, feature, model, provider, status, latency = call
-    key = (hour(at), project or "", feature or "", model or "", provider or "", status or "")
+    key = (hour(utc(at)), project or "", feature or "", model or "", provider or "", status or "")
     d = out.get(key)
     if d is None:
         d = out[key] = [0] * _N
@@ -82,25 +93,6 @@ def add_call(
     d[_RATED + category([*old, *new], latency)] += 1
 
 
-def by_day(deltas: dict[Key, list[int]], day: Callable[[Any], Any]) -> dict[Key, list[int]]:
-    """The same deltas keyed by UTC day instead of hour."""
-    out: dict[Key, list[int]] = {}
-    for key, values in deltas.items():
-        d = out.setdefault((day(key[0]), *key[1:]), [0] * _N)
-        for i, v in enumerate(values):
-            d[i] += v
-    return out
-
-
-def _upsert(table: str, ph: str) -> str:
-    sums = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in FEEDBACK_SUMS)
-    return (
-        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) "
-        f"VALUES ({', '.join([ph] * len(_COLUMNS))}) "
-        f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET {sums}"
-    )
-
-
 def _valid_ids(ids: Iterable[str]) -> list[str]:
     """Ids that can equal an event id (parent_id is free text; PostgreSQL ids are uuid)."""
     out = []
@@ -113,28 +105,15 @@ def _valid_ids(ids: Iterable[str]) -> list[str]:
     return out
 
 
-class Maintainer:
-    """Rolls up the feedback of one write transaction (SQLite or PostgreSQL SQL)."""
+class Feedback:
+    """Feedback rolled onto its call: looks the rated calls up, adopts waiting orphans."""
 
-    def __init__(self, dialect: str) -> None:
-        pg = dialect == "postgresql"
-        self.ph = "%s" if pg else "?"
-        self.pg = pg
-        self.upserts = {t: _upsert(t, self.ph) for t in ("rollup_feedback_hourly",
-                                                          "rollup_feedback_daily")}  # fmt: skip
+    name = "feedback"
+    tables: tuple[sa.Table, ...] = (rollup_feedback_hourly, rollup_feedback_daily, feedback_orphans)
+    reads: tuple[str, ...] = ("event_id", "kind", "parent_id")
+    replay = False  # keyed by the call's time: a window's rows depend on later feedback
 
-    def _in(self, column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
-        if self.pg:
-            return f"{column} = ANY(%s)", [list(values)]
-        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
-
-    def apply(
-        self,
-        db: Any,
-        new_rows: Sequence[Sequence[Any]],
-        hour: Callable[[Any], Any],
-        day: Callable[[Any], Any],
-    ) -> None:
+    def maintain(self, db: Any, dialect: Dialect, new_rows: Sequence[Sequence[Any]]) -> None:
         """Roll up the feedback among ``new_rows`` and any orphans whose call is among them.
 
         ``db``: a sqlite3 connection or a psycopg cursor, inside the write transaction.
@@ -142,27 +121,26 @@ class Maintainer:
         fresh: dict[str, set[str]] = {}  # call id -> ids of its feedback events new here
         call_ids: list[str] = []
         for row in new_rows:
-            kind = row[_K_KIND]
-            if kind == "feedback" and row[_K_PARENT]:
-                fresh.setdefault(row[_K_PARENT], set()).add(str(row[_K_ID]))
+            kind = row[_KIND]
+            if kind == "feedback" and row[_PARENT]:
+                fresh.setdefault(row[_PARENT], set()).add(str(row[_ID]))
             elif kind == "llm_call":
-                call_ids.append(str(row[_K_ID]))
+                call_ids.append(str(row[_ID]))
         adopted: set[str] = set()  # calls whose earlier feedback waited for them
         if call_ids and db.execute("SELECT 1 FROM feedback_orphans LIMIT 1").fetchone():
-            cond, params = self._in("call_id", call_ids)
+            cond, params = dialect.any_of("call_id", call_ids)
             found = db.execute(f"SELECT call_id FROM feedback_orphans WHERE {cond}", params)
             adopted = {r[0] for r in found.fetchall()}
             if adopted:
-                cond, params = self._in("call_id", sorted(adopted))
+                cond, params = dialect.any_of("call_id", sorted(adopted))
                 db.execute(f"DELETE FROM feedback_orphans WHERE {cond}", params)
         wanted = _valid_ids(set(fresh) | adopted)
         if not fresh and not adopted:
             return
         calls: dict[str, CallInfo] = {}
         if wanted:
-            cond, params = self._in("event_id", wanted)
-            if self.pg:
-                cond = "event_id = ANY(%s::uuid[])"
+            cast = "::uuid[]" if dialect.pg else ""
+            cond, params = dialect.any_of("event_id", wanted, cast)
             for r in db.execute(
                 "SELECT event_id, occurred_at, project, feature, model, provider, status, "
                 f"latency_ms FROM events WHERE kind = 'llm_call' AND {cond}",
@@ -172,11 +150,11 @@ class Maintainer:
         missing = [cid for cid in fresh if cid not in calls]
         if missing:
             sql = "INSERT INTO feedback_orphans (call_id) VALUES ({}) ON CONFLICT DO NOTHING"
-            db.executemany(sql.format(self.ph), [(cid,) for cid in missing])
+            db.executemany(sql.format(dialect.ph), [(cid,) for cid in missing])
         if not calls:
             return
         signals: dict[str, list[tuple[str, Signal]]] = {}
-        cond, params = self._in("parent_id", sorted(calls))
+        cond, params = dialect.any_of("parent_id", sorted(calls))
         for fid, parent, rating, regen, edit in db.execute(
             "SELECT event_id, parent_id, rating, regenerated, edited FROM events "
             f"WHERE kind = 'feedback' AND {cond}",
@@ -192,20 +170,26 @@ class Maintainer:
             else:
                 new = [s for fid, s in everything if fid in new_ids]
                 old = [s for fid, s in everything if fid not in new_ids]
-            add_call(deltas, info, new, old, hour)
+            add_call(deltas, info, new, old, dialect.hour)
         if deltas:
-            db.executemany(self.upserts["rollup_feedback_hourly"], _rows(deltas))
-            db.executemany(self.upserts["rollup_feedback_daily"], _rows(by_day(deltas, day)))
+            daily = HOURLY.coarsen(deltas, dialect.day)
+            HOURLY.upsert(db, dialect, deltas)
+            DAILY.upsert(db, dialect, daily)
+
+    def clear(self, conn: sa.Connection, window: Window) -> None:
+        """Delete the window's buckets."""
+        clear_buckets(conn, self.tables[:2], window)
+
+    def rebuild(self, conn: sa.Connection, window: Window) -> None:
+        """Recompute the rollups of the window's calls from them and all their feedback."""
+        rebuild_feedback_on(conn, since=window.since, until=window.until, project=window.project)
 
 
-def _rows(deltas: dict[Key, list[int]]) -> list[tuple[Any, ...]]:
-    return [(*key, *values) for key, values in deltas.items()]
+FEEDBACK = Feedback()
 
 
 def rebuild_feedback_on(
     conn: sa.Connection,
-    hour: Callable[[Any], Any],
-    day: Callable[[Any], Any],
     *,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -241,13 +225,9 @@ def rebuild_feedback_on(
         found[1].append((r[8], r[9], r[10]))
     deltas: dict[Key, list[int]] = {}
     for info, signals in per_call.values():
-        add_call(deltas, info, signals, [], hour)
-    for table, part in ((rollup_feedback_hourly, deltas), (rollup_feedback_daily,
-                                                           by_day(deltas, day))):  # fmt: skip
-        if part:
-            conn.execute(
-                sa.insert(table), [dict(zip(_COLUMNS, row, strict=True)) for row in _rows(part)]
-            )
+        add_call(deltas, info, signals, [], datetime_hour)
+    HOURLY.insert(conn, deltas)
+    DAILY.insert(conn, HOURLY.coarsen(deltas, datetime_day))
     if since is None and until is None:
         # orphans whose call exists by now are counted above
         stored = sa.select(sa.cast(events.c.event_id, sa.String(36))).where(

@@ -1,4 +1,7 @@
-"""Retention and re-pricing: whole-table maintenance run by the writer, the CLI or cron."""
+"""Retention and re-pricing: whole-table maintenance run by the writer, the CLI or cron.
+
+Database failures leave these functions as ``StoreError`` (``store.boundary``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import sqlalchemy as sa
 
 from llmtally.capture.pricing import PriceBook
 from llmtally.store import rollups
+from llmtally.store.boundary import store_errors
 from llmtally.store.schema import events, models, session_totals
 
 _CHUNK = 5_000
@@ -29,7 +33,7 @@ def delete_older_than(
     condition = events.c.occurred_at < cutoff
     if project is not None:
         condition = condition & (events.c.project == project)
-    with engine.begin() as conn:
+    with store_errors(engine, "deleting old events"), engine.begin() as conn:
         result = conn.execute(sa.delete(events).where(condition))
         deleted = int(result.rowcount or 0)
         if deleted:
@@ -74,7 +78,7 @@ def count_to_reprice(
 ) -> int:
     """How many calls ``recompute_costs`` with the same arguments would examine."""
     condition = _reprice_condition(since, until, only_missing)
-    with engine.connect() as conn:
+    with store_errors(engine, "counting calls to re-price"), engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).where(condition)).scalar_one())
 
 
@@ -116,7 +120,11 @@ def recompute_costs(
     first: datetime | None = None
     last: datetime | None = None
     seen_models: set[tuple[str, str]] = set()
-    with engine.connect() as reader, engine.connect() as writer:
+    with (
+        store_errors(engine, "re-pricing calls"),
+        engine.connect() as reader,
+        engine.connect() as writer,
+    ):
         result = reader.execution_options(stream_results=True, yield_per=_CHUNK).execute(query)
         for chunk in result.partitions(_CHUNK):
             updates = []

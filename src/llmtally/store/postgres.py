@@ -26,6 +26,7 @@ from llmtally.store.base import (
     WriteResult,
     new_rows_only,
 )
+from llmtally.store.derived import POSTGRES
 
 _STAGE = "llmtally_stage_events"
 _COLS = ", ".join(COLUMN_NAMES)
@@ -140,7 +141,7 @@ class PostgresStore(Store):
              psycopg.errors.ProgramLimitExceeded),
         )  # fmt: skip
 
-    def ping(self) -> None:
+    def _ping(self) -> None:
         """Connect and run a trivial query."""
         self._raw().execute("SELECT 1").fetchone()
         self._raw().rollback()
@@ -158,7 +159,7 @@ class PostgresStore(Store):
                 if batch.events:
                     new_rows = self._copy_events(cur, batch.events)
                     inserted = len(new_rows)
-                    rollups.maintain_postgres(cur, new_rows)
+                    rollups.maintain(cur, POSTGRES, new_rows)
                 if batch.actors:
                     cur.executemany(_UPSERT_ACTORS, batch.actors)
                 if batch.models:

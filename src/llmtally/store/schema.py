@@ -173,6 +173,8 @@ ACTOR_SUMS = (
     "cache_read_tokens",
     "latency_sum",
     "latency_count",
+    "cache_write_tokens",  # since 0005 (rebuilt by the rebuild at head)
+    "reasoning_tokens",
 )
 _ACTOR_FLOATS = frozenset({"cost_usd", "latency_sum"})
 
@@ -280,4 +282,14 @@ rollup_actor_bits = sa.Table(
     sa.Column("bucket", sa.DateTime(timezone=True), primary_key=True),
     sa.Column("project", sa.String(200), primary_key=True),
     sa.Column("bits", sa.LargeBinary(), nullable=False),
+)
+
+# Derived tables a migration changed (or created empty) and that must be rebuilt from the
+# events: migrations only mark them here; ``Store.migrate()`` runs one rebuild at head
+# (``rollups.rebuild_stale``), so no migration ever runs live code.
+derived_state = sa.Table(
+    "llmtally_derived_state",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("reason", sa.String(200)),
 )

@@ -13,25 +13,30 @@ exact without reading the table again.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from llmtally.event import COLUMN_NAMES
+from llmtally.store.derived import POS, Dialect, Merge, Table, Window
 from llmtally.store.schema import SESSION_SUMS, events, session_bounds, session_totals
 
-_I = {name: i for i, name in enumerate(COLUMN_NAMES)}
-_K_OCC, _K_KIND, _K_PROJECT = _I["occurred_at"], _I["kind"], _I["project"]
-_K_ACTOR, _K_SESSION, _K_STATUS = _I["actor_id"], _I["session_id"], _I["status"]
-_K_COST, _K_IN, _K_OUT = _I["cost_usd"], _I["input_tokens"], _I["output_tokens"]
-_K_CACHE = _I["cache_read_tokens"]
+_K_OCC, _K_KIND, _K_PROJECT = POS["occurred_at"], POS["kind"], POS["project"]
+_K_ACTOR, _K_SESSION, _K_STATUS = POS["actor_id"], POS["session_id"], POS["status"]
+_K_COST, _K_IN, _K_OUT = POS["cost_usd"], POS["input_tokens"], POS["output_tokens"]
+_K_CACHE = POS["cache_read_tokens"]
 
 SessionKey = tuple[str, str]  # (project, session_id)
 COLUMNS = ("project", "session_id", "actor_id", "first_at", "last_at", *SESSION_SUMS)
-_ROWS_PER_STATEMENT = 500  # 12 parameters a row: far below SQLite's variable limit
+# the upsert returns every touched session's span: the duration bound needs no re-read
+TOTALS = Table(
+    session_totals,
+    ("project", "session_id"),
+    (("actor_id", Merge.TOP), ("first_at", Merge.LOW), ("last_at", Merge.HIGH),
+     *((name, Merge.SUM) for name in SESSION_SUMS)),
+    returning=("first_at", "last_at"),
+)  # fmt: skip
 
 
 def deltas(rows: Iterable[Sequence[Any]]) -> dict[SessionKey, list[Any]]:
@@ -66,27 +71,6 @@ def deltas(rows: Iterable[Sequence[Any]]) -> dict[SessionKey, list[Any]]:
     return out
 
 
-def _upsert_sql(dialect: str, rows: int) -> str:
-    ph = "?" if dialect == "sqlite" else "%s"
-    t = "session_totals"
-    if dialect == "sqlite":
-        # SQLite's two-argument min/max return NULL when either side is NULL
-        actor = f"coalesce(max({t}.actor_id, excluded.actor_id), {t}.actor_id, excluded.actor_id)"
-        lo, hi = "min", "max"
-    else:
-        actor = f"greatest({t}.actor_id, excluded.actor_id)"
-        lo, hi = "least", "greatest"
-    sums = ", ".join(f"{c} = {t}.{c} + excluded.{c}" for c in SESSION_SUMS)
-    one = f"({', '.join([ph] * len(COLUMNS))})"
-    return (
-        f"INSERT INTO {t} ({', '.join(COLUMNS)}) VALUES {', '.join([one] * rows)} "
-        f"ON CONFLICT (project, session_id) DO UPDATE SET actor_id = {actor}, "
-        f"first_at = {lo}({t}.first_at, excluded.first_at), "
-        f"last_at = {hi}({t}.last_at, excluded.last_at), {sums} "
-        "RETURNING first_at, last_at"
-    )
-
-
 def _micros(value: Any) -> int:
     """A timestamp (SQLite text or datetime) as µs since the epoch."""
     if isinstance(value, str):
@@ -96,15 +80,16 @@ def _micros(value: Any) -> int:
     return int(value.timestamp() * 1_000_000)
 
 
-class Maintainer:
-    """Applies session deltas in a write transaction (SQLite or PostgreSQL)."""
+class Sessions:
+    """Per-session totals and the longest-session bound."""
 
-    def __init__(self, dialect: str) -> None:
-        self.dialect = dialect
-        self.ph = "?" if dialect == "sqlite" else "%s"
-        self._sql: dict[int, str] = {}
+    name = "sessions"
+    tables: tuple[sa.Table, ...] = (session_totals, session_bounds)
+    reads: tuple[str, ...] = ("occurred_at", "kind", "project", "actor_id", "session_id", "status", "cost_usd",
+             "input_tokens", "output_tokens", "cache_read_tokens")  # fmt: skip
+    replay = False  # a session straddling the window's ends needs its events outside it
 
-    def apply(self, db: Any, new_rows: Sequence[Sequence[Any]]) -> None:
+    def maintain(self, db: Any, dialect: Dialect, new_rows: Sequence[Sequence[Any]]) -> None:
         """Upsert the sessions of ``new_rows``; raise the duration bound if one grew longer.
 
         ``db``: a sqlite3 connection or a psycopg cursor, inside the write transaction.
@@ -112,22 +97,25 @@ class Maintainer:
         found = deltas(new_rows)
         if not found:
             return
-        params = [(*key, *values) for key, values in found.items()]
         longest = 0
-        for start in range(0, len(params), _ROWS_PER_STATEMENT):
-            chunk = params[start : start + _ROWS_PER_STATEMENT]
-            sql = self._sql.get(len(chunk))
-            if sql is None:
-                sql = self._sql[len(chunk)] = _upsert_sql(self.dialect, len(chunk))
-            cursor = db.execute(sql, list(itertools.chain.from_iterable(chunk)))
-            for first, last in cursor.fetchall():
-                longest = max(longest, _micros(last) - _micros(first))
+        for first, last in TOTALS.upsert(db, dialect, found):
+            longest = max(longest, _micros(last) - _micros(first))
         if longest > 0:  # one primary-key probe; writes only when a session grew longest
             db.execute(
-                f"UPDATE session_bounds SET max_duration_us = {self.ph} "
-                f"WHERE id = 1 AND max_duration_us < {self.ph}",
+                f"UPDATE session_bounds SET max_duration_us = {dialect.ph} "
+                f"WHERE id = 1 AND max_duration_us < {dialect.ph}",
                 (longest, longest),
             )
+
+    def clear(self, conn: sa.Connection, window: Window) -> None:
+        """Nothing: the rebuild deletes exactly the sessions it recomputes."""
+
+    def rebuild(self, conn: sa.Connection, window: Window) -> None:
+        """Recompute every session with a call in the window."""
+        rebuild_on(conn, since=window.since, until=window.until, project=window.project)
+
+
+SESSIONS = Sessions()
 
 
 def duration_bound(conn: sa.Connection) -> int:

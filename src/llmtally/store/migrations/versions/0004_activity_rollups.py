@@ -10,7 +10,8 @@ session; ``session_bounds`` holds the longest session's duration),
 ``rollup_feedback_hourly``/``_daily`` (feedback on the call's hour and dimensions, rated
 calls by signal combination), ``feedback_orphans`` (feedback waiting for its call) and
 ``actor_numbers``/``rollup_actor_bits`` (active actors as bitmaps).
-Existing events are rolled up here, once.
+Existing events are rolled up by the one rebuild that runs at head (revision 0005 marks
+the tables it finds empty beside events as stale): a migration never calls live code.
 """
 
 from __future__ import annotations
@@ -99,9 +100,6 @@ def upgrade() -> None:
         sa.Column("project", sa.String(200), primary_key=True),
         sa.Column("bits", sa.LargeBinary(), nullable=False),
     )
-    from llmtally.store.rollups import rebuild_on
-
-    rebuild_on(op.get_bind())
 
 
 def downgrade() -> None:
