@@ -173,6 +173,8 @@ class Writer(Spooler):
         self.circuit_open = False
         self.last_error: str | None = None
         self.last_error_at: float | None = None
+        self._failing_since: float | None = None  # first failure of the current streak
+        self._connecting_since: float | None = None
         self.journal_error: str | None = None
         self.ready = threading.Event()
         self._queue = queue.SimpleQueue()
@@ -326,24 +328,49 @@ class Writer(Spooler):
         return data
 
     def pending_summary(self) -> str:
-        """What is still pending and why, in one sentence (for timeouts)."""
+        """What is still pending and why, in one sentence (for timeouts).
+
+        It tells a store that is reachable but behind (how many events in how many batches
+        are still to write, and whether a write is stuck on a lock) from one that is
+        unreachable or refusing writes (since when, and the last error).
+        """
         stats = self.stats()
-        pending = stats["pending"] + stats["queue_depth"]
+        with self._cond:
+            batches = sum(1 for b in self._batches if not b.dropped)
+        queued = stats["queue_depth"]
+        pending = stats["pending"] + queued
         where = f"{pending:,} events pending ({stats['pending_in_journal']:,} in the journal"
         if self._overflow_pending:
             where += ", plus events callers spooled while the queue was full"
         where += f" at {self._spool_dir})"
-        if not self.ready.is_set():
-            why = f"the store is not reachable ({self.last_error or 'still connecting'})"
-        elif self.last_error is not None:
-            why = f"store writes are failing ({self.last_error})"
-        elif (since := self._writing_since) is not None and time.monotonic() - since > 1.0:
+        now = time.monotonic()
+        failing = self._failing_since
+        if failing is not None and self.last_error is not None:
+            since = _when(time.time() - (now - failing))
+            if not self.ready.is_set():
+                why = f"store unreachable since {since}: last error: {self.last_error}"
+            else:
+                why = (
+                    f"store writes are failing since {since} (unreachable, or refusing "
+                    f"writes): last error: {self.last_error}"
+                )
+        elif not self.ready.is_set():
+            opening = self._connecting_since
+            spent = f" for {now - opening:.1f}s" if opening is not None else ""
             why = (
-                f"a store write has been in progress for {time.monotonic() - since:.1f}s "
-                "(the database is locked by another writer, or slow)"
+                f"store reachable but not ready: still connecting and migrating{spent} (a "
+                "database locked by another writer, or a long migration)"
             )
         else:
-            why = "the store is reachable but behind"
+            todo = f"{pending:,} events in {batches:,} batch{'es' if batches != 1 else ''}"
+            if queued:
+                todo += f" (and {queued:,} events not yet batched)"
+            why = f"store reachable but behind: {todo} still to write"
+            if (started := self._writing_since) is not None and now - started > 1.0:
+                why += (
+                    f"; a store write has been in progress for {now - started:.1f}s (the "
+                    "database is locked by another writer, or slow)"
+                )
         return f"{where}: {why}"
 
     # -- fork ----------------------------------------------------------------------------
@@ -369,10 +396,13 @@ class Writer(Spooler):
     def _store_failed(self, exc: BaseException) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
         self.last_error_at = time.time()
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
 
     def _store_recovered(self) -> None:
         self.last_error = None
         self.last_error_at = None
+        self._failing_since = None
 
     # -- store-writer thread -------------------------------------------------------------
 
@@ -478,6 +508,7 @@ class Writer(Spooler):
     def _connect(self) -> tuple[Store, Processor] | None:
         delay = 0.1
         warned = False
+        self._connecting_since = time.monotonic()
         while not self._abandon.is_set():
             try:
                 with self._write_gate:  # imports, driver calls and migrations
@@ -597,6 +628,12 @@ class Writer(Spooler):
         with contextlib.suppress(OSError):
             tmp.write_bytes(orjson.dumps({"pid": os.getpid(), "at": time.time(), **self.stats()}))
             os.replace(tmp, path)
+
+
+def _when(epoch: float) -> str:
+    """A moment for messages: UTC time of day and how long ago."""
+    ago = max(0.0, time.time() - epoch)
+    return f"{time.strftime('%H:%M:%S', time.gmtime(epoch))} UTC ({ago:.1f}s ago)"
 
 
 def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
