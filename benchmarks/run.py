@@ -1,6 +1,6 @@
 """Run every benchmark: ``python benchmarks/run.py [--quick] [--only hotpath,reports,…]``.
 
-Sections: hotpath, throughput, memory, reports, overhead, tail (all by default).
+Sections: hotpath, throughput, backfill, memory, reports, overhead, tail (all by default).
 
 Figures go to stdout and to ``benchmarks/results/latest.json`` (the reports section also
 to ``benchmarks/results/reports.json``). Set ``LLMTALLY_BENCH_POSTGRES_URL`` for
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import hotpath, memory, overhead, reports, tail, throughput
+from benchmarks import backfill, hotpath, memory, overhead, reports, tail, throughput
 from benchmarks._common import console
 
 
@@ -29,7 +29,9 @@ def main() -> None:
     """Parse arguments and run the chosen sections."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    parser.add_argument("--only", default="hotpath,throughput,memory,reports,overhead,tail")
+    parser.add_argument(
+        "--only", default="hotpath,throughput,backfill,memory,reports,overhead,tail"
+    )
     parser.add_argument(
         "--events",
         type=int,
@@ -50,6 +52,8 @@ def main() -> None:
         results["hotpath"] = hotpath.run(50_000 if args.quick else 200_000)
     if "throughput" in sections:
         results["throughput"] = throughput.run(50_000 if args.quick else 200_000)
+    if "backfill" in sections:
+        results["backfill"] = backfill.run(20_000 if args.quick else 50_000)
     if "memory" in sections:
         results["memory"] = memory.run(200_000 if args.quick else 1_000_000)
     if "reports" in sections:
