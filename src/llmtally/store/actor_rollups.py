@@ -79,9 +79,21 @@ class Actors:
 
     name = "actors"
     tables: tuple[sa.Table, ...] = (rollup_actor_hourly, rollup_actor_daily)
-    reads: tuple[str, ...] = ("occurred_at", "kind", "project", "actor_type", "actor_id", "status", "cost_usd",
-             "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-             "reasoning_tokens", "latency_ms")  # fmt: skip
+    reads: tuple[str, ...] = (
+        "occurred_at",
+        "kind",
+        "project",
+        "actor_type",
+        "actor_id",
+        "status",
+        "cost_usd",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "latency_ms",
+    )
     replay = True
 
     def maintain(self, db: Any, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> None:

@@ -167,9 +167,21 @@ class Calls:
 
     name = "calls"
     tables: tuple[sa.Table, ...] = (rollup_5min, rollup_hourly, rollup_daily)
-    reads: tuple[str, ...] = ("occurred_at", "kind", "status", *ROLLUP_DIMENSIONS, "cost_usd", "latency_ms",
-             "ttft_ms", "error_message", "input_tokens", "output_tokens", "cache_read_tokens",
-             "cache_write_tokens", "reasoning_tokens")  # fmt: skip
+    reads: tuple[str, ...] = (
+        "occurred_at",
+        "kind",
+        "status",
+        *ROLLUP_DIMENSIONS,
+        "cost_usd",
+        "latency_ms",
+        "ttft_ms",
+        "error_message",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+    )
     replay = True
 
     def maintain(self, db: Any, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> None:

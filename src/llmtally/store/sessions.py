@@ -85,8 +85,18 @@ class Sessions:
 
     name = "sessions"
     tables: tuple[sa.Table, ...] = (session_totals, session_bounds)
-    reads: tuple[str, ...] = ("occurred_at", "kind", "project", "actor_id", "session_id", "status", "cost_usd",
-             "input_tokens", "output_tokens", "cache_read_tokens")  # fmt: skip
+    reads: tuple[str, ...] = (
+        "occurred_at",
+        "kind",
+        "project",
+        "actor_id",
+        "session_id",
+        "status",
+        "cost_usd",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+    )
     replay = False  # a session straddling the window's ends needs its events outside it
 
     def maintain(self, db: Any, dialect: Dialect, new_rows: Sequence[Sequence[Any]]) -> None:
