@@ -12,6 +12,23 @@ from typing import Any
 import llmtally
 from benchmarks._common import CALL, percentiles_ns, table
 
+# a fuller call: the 8 fields of CALL plus 12 more (20 keyword arguments)
+CALL20 = {
+    **CALL,
+    "trace_id": "t-123",
+    "parent_id": "p-456",
+    "model_version": "gpt-4o-2024-08-06",
+    "routing_strategy": "primary",
+    "finish_reason": "stop",
+    "cache_read_tokens": 1024,
+    "reasoning_tokens": 0,
+    "ttft_ms": 210.5,
+    "temperature": 0.2,
+    "max_tokens": 512,
+    "top_p": 0.9,
+    "stream": False,
+}
+
 
 class _Sink(BaseHTTPRequestHandler):
     """Answers posthog's batch POSTs like its ingestion API would, instantly."""
@@ -41,6 +58,9 @@ def run(n: int) -> dict[str, Any]:
         )
         tally.flush(30)  # store opened and migrated before timing
         results["llmtally record_call"] = percentiles_ns(lambda: tally.record_call(**CALL), n)
+        results["llmtally record_call, 20 fields"] = percentiles_ns(
+            lambda: tally.record_call(**CALL20), n
+        )
 
         def empty_track() -> None:
             with tally.track(model="gpt-4o", provider="openai", feature="chat", actor="U1"):
@@ -57,11 +77,15 @@ def run(n: int) -> dict[str, Any]:
         client = posthog.Posthog(
             "phc_benchmark_key",
             host=f"http://127.0.0.1:{server.server_port}",
-            max_queue_size=n * 2,
+            max_queue_size=n * 3,
         )
         props = {k: v for k, v in CALL.items() if k != "actor"}
         results["posthog capture"] = percentiles_ns(
             lambda: client.capture("llm_call", distinct_id="U1", properties=props), n
+        )
+        props20 = {k: v for k, v in CALL20.items() if k != "actor"}
+        results["posthog capture, 20 properties"] = percentiles_ns(
+            lambda: client.capture("llm_call", distinct_id="U1", properties=props20), n
         )
         client.shutdown()
     except ImportError:

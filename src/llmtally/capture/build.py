@@ -36,11 +36,18 @@ _PIPELINE_ONLY: Final = frozenset({"schema_version", "input_text", "output_text"
 _SETTABLE: Final[dict[str, tuple[FieldSpec, Callable[[FieldSpec, Any], Any]]]] = {
     name: entry for name, entry in VALIDATORS.items() if name not in _PIPELINE_ONLY
 }
-# a str value: plain strings and free text (non-empty, within max_len)
+# a str value: plain strings and free text (non-empty, within max_len). Read by subscript
+# (a missing key raises KeyError, which sends the value to the full checker): cheaper than
+# .get() per field. Choice fields and raw text are listed with limit 0 so that they go to
+# the full checker without an exception; ``actor`` (alias of actor_id) passes as a string.
 _STR_LIMITS: Final[dict[str, int]] = {
-    name: spec.max_len
-    for name, (spec, _) in _SETTABLE.items()
-    if spec.column in ("str", "text") and spec.choices is None
+    **{
+        name: 0 if spec.choices is not None else spec.max_len
+        for name, (spec, _) in _SETTABLE.items()
+        if spec.column in ("str", "text")
+    },
+    "prompt": 0,
+    "completion": 0,
 }
 # an int value: integer fields, and float fields (an int there is exact: the limits are
 # far below 2**53; the store keeps it as a float)
@@ -61,6 +68,7 @@ assert set(_INT_LIMITS) == {
 _BOOLS: Final = frozenset(name for name, (spec, _) in _SETTABLE.items() if spec.column == "bool")
 _ACTOR_SPEC, _ACTOR_CHECK = VALIDATORS["actor_id"]
 _ACTOR_MAX: Final = _ACTOR_SPEC.max_len
+_STR_LIMITS["actor"] = _ACTOR_MAX
 _KIND_SPEC, _KIND_CHECK = VALIDATORS["kind"]
 
 
@@ -80,30 +88,24 @@ def _special(name: Any, value: Any, event: dict[str, Any]) -> None:
         raise InvalidEventError(name, "is not an event field")
 
 
-def _full_check(name: Any, value: Any, event: dict[str, Any]) -> Any:
-    """The value an inline check did not pass: checked in full into ``event``.
-
-    Returns the ``actor`` alias's value (resolved by the caller against the checked
-    ``actor_id``), else None.
-    """
+def _full_check(name: Any, value: Any, event: dict[str, Any]) -> None:
+    """A value an inline check did not pass (not the ``actor`` alias): checked in full
+    into ``event``, or raw text moved for the writer, or refused."""
     entry = _SETTABLE.get(name) if type(name) is str else None
     if entry is None:
-        if name == "actor":
-            return value
         _special(name, value, event)
-        return None
+        return
     spec, check = entry
     choices = spec.choices
     if choices is not None and type(value) is str and value in choices:
         event[name] = value  # type first: a list is unhashable
-        return None
+        return
     try:
         event[name] = check(spec, value)
     except InvalidEventError:
         raise
     except Exception as exc:  # the caller's object raised: still the contract's error
         raise checker_failed(spec, value, exc) from None
-    return None
 
 
 def _set_actor(actor: Any, event: dict[str, Any]) -> None:
@@ -129,45 +131,36 @@ def build(
     return build_owned(dict(fields), kind, project, require_model)
 
 
-def build_owned(
-    event: dict[str, Any], kind: str, project: str, require_model: bool = False
-) -> dict[str, Any]:
-    """``build()`` done in place on a dict nobody else holds (a call's ``**kwargs``).
-
-    Checking in place spares the caller's thread a store per field: only values that
-    are converted, renamed (``actor``), dropped (None) or moved (``prompt``) change.
-    """
+def check_in_place(event: dict[str, Any]) -> None:
+    """Validate ``event`` by build()'s rules, in place: values converted, None dropped,
+    ``actor`` renamed to ``actor_id``, raw ``prompt``/``completion`` moved to the writer's
+    keys; nothing filled in. The first bad field raises InvalidEventError."""
     str_limits, int_limits, float_limits = _STR_LIMITS, _INT_LIMITS, _FLOAT_LIMITS
-    limit: float | None
     slow: list[Any] | None = None
-    alias = None  # a plain ``actor=`` string: renamed after the loop
     # the caller's thread pays for this loop: one type test and one table lookup per field
     for name, value in event.items():
         tp = type(value)
-        if tp is str:
-            limit = str_limits.get(name)
-            if limit is not None and 0 < len(value) <= limit:
+        try:
+            if tp is str:
+                if 0 < len(value) <= str_limits[name]:
+                    continue
+            elif tp is int:
+                if 0 <= value <= int_limits[name]:
+                    continue
+            elif tp is float:
+                if 0.0 <= value <= float_limits[name]:
+                    continue
+            elif tp is bool and name in _BOOLS:
                 continue
-            if name == "actor" and 0 < len(value) <= _ACTOR_MAX:
-                alias = value
-                continue
-        elif tp is int:
-            limit = int_limits.get(name)
-            if limit is not None and 0 <= value <= limit:
-                continue
-        elif tp is float:
-            limit = float_limits.get(name)
-            if limit is not None and 0.0 <= value <= limit:
-                continue
-        elif tp is bool and name in _BOOLS:
-            continue
+        except KeyError:
+            pass  # not a field of this type: the full checker decides
         if slow is None:
             slow = [name]
         else:
             slow.append(name)
+    actor = None
     if slow is not None:
-        # keys change here (actor, None, prompt), so not while iterating above
-        actor = None
+        # keys change here (None dropped, prompt moved), so not while iterating above
         for name in slow:
             value = event.pop(name)
             if value is None:
@@ -176,15 +169,22 @@ def build_owned(
                 actor = value  # resolved below, against a checked actor_id
             else:
                 _full_check(name, value, event)
-        if actor is not None:
-            _set_actor(actor, event)
-    if alias is not None:
-        del event["actor"]
-        known = event.get("actor_id")  # checked by now
-        if known is None:
-            event["actor_id"] = alias
-        elif known != alias:
-            raise InvalidEventError("actor", "given together with a different actor_id")
+    if actor is None:
+        actor = event.pop("actor", None)  # a plain string that passed the loop
+        if actor is None:
+            return
+    _set_actor(actor, event)
+
+
+def build_owned(
+    event: dict[str, Any], kind: str, project: str, require_model: bool = False
+) -> dict[str, Any]:
+    """``build()`` done in place on a dict nobody else holds (a call's ``**kwargs``).
+
+    Checking in place spares the caller's thread a store per field: only values that
+    are converted, renamed (``actor``), dropped (None) or moved (``prompt``) change.
+    """
+    check_in_place(event)
     if "kind" in event and event["kind"] != kind:
         raise InvalidEventError("kind", f"must be {kind!r} here, got {event['kind']!r}")
     if require_model and "model" not in event:
@@ -222,38 +222,9 @@ def build_update(fields: Mapping[str, Any], kind: str) -> dict[str, Any]:
 
 
 def checked(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """``fields`` validated by build()'s rules, None values dropped; nothing filled in."""
-    event: dict[str, Any] = {}
-    str_limits, int_limits, float_limits = _STR_LIMITS, _INT_LIMITS, _FLOAT_LIMITS
-    limit: float | None
-    actor = None
-    for name, value in fields.items():
-        tp = type(value)
-        if tp is str:
-            limit = str_limits.get(name)
-            if limit is not None and 0 < len(value) <= limit:
-                event[name] = value
-                continue
-        elif tp is int:
-            limit = int_limits.get(name)
-            if limit is not None and 0 <= value <= limit:
-                event[name] = value
-                continue
-        elif tp is float:
-            limit = float_limits.get(name)
-            if limit is not None and 0.0 <= value <= limit:
-                event[name] = value
-                continue
-        elif tp is bool and name in _BOOLS:
-            event[name] = value
-            continue
-        elif value is None:
-            continue
-        found = _full_check(name, value, event)
-        if found is not None:
-            actor = found
-    if actor is not None:
-        _set_actor(actor, event)
+    """``fields`` validated by build()'s rules into a new dict, None values dropped."""
+    event = dict(fields)
+    check_in_place(event)
     return event
 
 
