@@ -224,8 +224,11 @@ class Traffic:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> Iterator[Event]:
-        """Endless traffic from ``start`` (default: now), each event yielded once ``clock``
-        reaches its ``occurred_at`` (the start of a call: its latency is still ahead)."""
+        """Endless traffic from ``start`` (default: now), each event when its time comes.
+
+        An event is yielded once ``clock`` reaches its ``occurred_at`` (for a call, its
+        start: its latency is still ahead). A demo server feeds these to its ``Tally``.
+        """
         begin = clock() if start is None else start
         hours = self.hours_from(begin, calls_per_hour)
         for event in self.stream(hours, ids=f"live {begin!r}"):
