@@ -429,7 +429,11 @@ class Tally:
         self.close()
 
     def stats(self) -> dict[str, Any]:
-        """Pipeline counters: queued, written, duplicates, rejected, dropped, retries, invalid."""
+        """Pipeline counters: queued, written, duplicates, rejected, dropped, retries, invalid.
+
+        Also ``blocked`` (calls a gate stopped) and, with a ``before_send`` hook,
+        ``before_send_dropped``, ``before_send_errors`` and ``before_send_invalid``.
+        """
         base: dict[str, Any] = {
             "enabled": self.enabled,
             "invalid": self._invalid,

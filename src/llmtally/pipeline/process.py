@@ -101,8 +101,10 @@ def _hook_view(item: dict[str, Any]) -> dict[str, Any]:
     """The hook's copy of a queued event, in the fields' public forms."""
     view = {key: value for key, value in item.items() if key in FIELDS}
     meta = view.get("metadata")
-    if isinstance(meta, bytes):
-        view["metadata"] = orjson.loads(meta)
+    if meta is not None:
+        # bytes from validation; an object when read back from the journal, copied so that
+        # a hook that edits it and then raises leaves the event unmodified
+        view["metadata"] = orjson.loads(meta if isinstance(meta, bytes) else orjson.dumps(meta))
     prompt = item.get(PROMPT_KEY)
     if prompt is not None:
         view["prompt"] = prompt
