@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from llmtally.event import FIELDS, FieldSpec
 
@@ -28,14 +27,45 @@ metadata = sa.MetaData()
 NOT_NULL = frozenset({"event_id", "occurred_at", "project", "kind", "schema_version"})
 
 
+class _Uuid(sa.types.TypeDecorator[str]):
+    """UUID on PostgreSQL, 36-character text elsewhere."""
+
+    impl = sa.String(36)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        """The PostgreSQL type only on PostgreSQL: importing SQLAlchemy's PostgreSQL
+        dialect costs a SQLite report's start ~40 ms."""
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return dialect.type_descriptor(postgresql.UUID(as_uuid=False))
+        return dialect.type_descriptor(sa.String(36))
+
+
+class _Json(sa.types.TypeDecorator[Any]):
+    """jsonb on PostgreSQL, JSON text elsewhere."""
+
+    impl = sa.JSON()
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        """jsonb only on PostgreSQL (see ``_Uuid``)."""
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
 def uuid_type() -> sa.types.TypeEngine[Any]:
     """UUID on PostgreSQL, 36-character text elsewhere."""
-    return sa.String(36).with_variant(postgresql.UUID(as_uuid=False), "postgresql")
+    return _Uuid()
 
 
 def json_type() -> sa.types.TypeEngine[Any]:
     """jsonb on PostgreSQL, JSON text elsewhere."""
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+    return _Json()
 
 
 def column_type(spec: FieldSpec) -> sa.types.TypeEngine[Any]:
