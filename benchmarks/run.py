@@ -1,6 +1,6 @@
 """Run every benchmark: ``python benchmarks/run.py [--quick] [--only hotpath,reports,…]``.
 
-Sections: hotpath, throughput, backfill, memory, reports, overhead, tail (all by default).
+Sections: hotpath, throughput, backfill, memory, reports, overhead, tail, cli (all by default).
 
 Figures go to stdout and to ``benchmarks/results/latest.json`` (the reports section also
 to ``benchmarks/results/reports.json``). Set ``LLMTALLY_BENCH_POSTGRES_URL`` for
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import backfill, hotpath, memory, overhead, reports, tail, throughput
+from benchmarks import backfill, cli_start, hotpath, memory, overhead, reports, tail, throughput
 from benchmarks._common import console
 
 
@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument(
-        "--only", default="hotpath,throughput,backfill,memory,reports,overhead,tail"
+        "--only", default="hotpath,throughput,backfill,memory,reports,overhead,tail,cli"
     )
     parser.add_argument(
         "--events",
@@ -61,6 +61,8 @@ def main() -> None:
         results["reports"] = reports.run(events, regenerate=args.regenerate)
     if "overhead" in sections:
         results["overhead"] = overhead.run(calls=500 if args.quick else 3000)
+    if "cli" in sections:
+        results["cli"] = cli_start.run(5 if args.quick else 15)
     if "tail" in sections:
         results["tail"] = tail.run(50_000 if args.quick else 200_000)
     out = Path(__file__).parent / "results"

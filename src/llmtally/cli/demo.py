@@ -22,10 +22,7 @@ from llmtally.cli.common import (
     settings,
 )
 from llmtally.cli.reports import show_overview
-from llmtally.demo import CUSTOM_PRICING, PROJECT, UNPRICED_MODEL, Generator
 from llmtally.query import registry
-from llmtally.store.maintenance import delete_older_than
-from llmtally.tally import Tally
 
 _EVERYTHING: Final = datetime(9999, 1, 1, tzinfo=UTC)  # a cutoff after every event
 FLUSH_TIMEOUT: Final = 60.0
@@ -39,6 +36,8 @@ _KIND_LABELS: Final = {
 
 def _pricing() -> Any:
     """The config's custom prices (they apply to the demo too) plus the demo's in-house model."""
+    from llmtally.demo import CUSTOM_PRICING
+
     configured = settings().get("custom_pricing")
     if configured is not None and not isinstance(configured, Mapping):
         return configured  # Tally rejects it with a ConfigError that names the setting
@@ -61,6 +60,11 @@ def _pricing() -> Any:
 @db_option
 def demo(days: int, calls: int, seed: int, keep: bool, db: str) -> None:
     """Record a month of realistic LLM traffic (project "demo") and print the overview."""
+    # imported here: `llmtally --help` must not load the pipeline, the store and SQLAlchemy
+    from llmtally.demo import PROJECT, UNPRICED_MODEL, Generator
+    from llmtally.store.maintenance import delete_older_than
+    from llmtally.tally import Tally
+
     started = time.perf_counter()
     # built first so that bad settings fail before earlier demo events are deleted; its
     # writer thread only starts with the first event
