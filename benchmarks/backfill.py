@@ -33,9 +33,9 @@ import psycopg
 import llmtally
 from benchmarks._common import console, postgres_admin_url, scratch_database, table
 from llmtally.capture.build import build
-from llmtally.capture.event import COLUMN_NAMES
 from llmtally.capture.pricing import PriceBook
 from llmtally.capture.redact import Redactor
+from llmtally.event import COLUMN_NAMES
 from llmtally.pipeline.process import Processor
 from llmtally.store.base import open_store
 

@@ -55,10 +55,10 @@ import psycopg
 import sqlalchemy as sa
 
 from benchmarks._common import console, postgres_admin_url, table
-from llmtally.capture.event import COLUMN_NAMES
 from llmtally.capture.pricing import PriceBook
 from llmtally.capture.redact import Redactor
 from llmtally.demo import CUSTOM_PRICING, Traffic
+from llmtally.event import COLUMN_NAMES
 from llmtally.pipeline.process import Identify, Processor
 from llmtally.store.base import ACTOR_COLUMNS, MODEL_COLUMNS, Batch, open_store
 

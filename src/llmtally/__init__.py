@@ -36,15 +36,15 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from llmtally import config as config
     from llmtally import settings as settings
     from llmtally.capture.context import last_call_id
-    from llmtally.capture.event import FIELDS, SCHEMA_VERSION
     from llmtally.capture.instrument import instrument
     from llmtally.capture.track import Call
+    from llmtally.event import FIELDS, SCHEMA_VERSION
     from llmtally.tally import Tally
 
 # name -> module that defines it; read by __getattr__ on first access
 _LAZY: dict[str, str] = {
-    "FIELDS": "llmtally.capture.event",
-    "SCHEMA_VERSION": "llmtally.capture.event",
+    "FIELDS": "llmtally.event",
+    "SCHEMA_VERSION": "llmtally.event",
     "Call": "llmtally.capture.track",
     "Tally": "llmtally.tally",
     "instrument": "llmtally.capture.instrument",

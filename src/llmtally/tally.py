@@ -27,18 +27,14 @@ from llmtally.capture.context import (
     set_last_call_id,
     with_context,
 )
-from llmtally.capture.event import (
-    ACTOR_TEXT_LIMITS,
-    CallFields,
-    validate_fields,
-)
-from llmtally.capture.ids import new_event_id
+from llmtally.capture.event import validate_fields
 from llmtally.capture.pricing import PriceBook
 from llmtally.capture.recorder import CallScope, Gate
 from llmtally.capture.redact import Redactor
 from llmtally.capture.text import exception_text, short_repr
 from llmtally.capture.track import Call, open_call
 from llmtally.errors import ConfigError, InvalidEventError, QueryError
+from llmtally.event import ACTOR_TEXT_LIMITS, CallFields, new_event_id
 from llmtally.pipeline.process import BeforeSend, BeforeSendHook, Identify, Processor
 from llmtally.pipeline.writer import Writer
 from llmtally.settings import TallySettings

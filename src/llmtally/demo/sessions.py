@@ -25,7 +25,6 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from llmtally.capture.event import SCHEMA_VERSION
 from llmtally.demo.catalog import (
     AGENT_ROLES,
     AGENTS,
@@ -42,6 +41,7 @@ from llmtally.demo.catalog import (
     FeatureSpec,
     ModelSpec,
 )
+from llmtally.event import SCHEMA_VERSION
 
 Event = dict[str, Any]
 
