@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -171,18 +172,16 @@ class Reports:
         f = self._filters(filters, kwargs)
         with self._connect() as conn:
             agg = collect(conn, f).get((), Agg())
-            span = None
-            if f.since is None or f.until is None:
-                span = conn.execute(
-                    sa.select(sa.func.min(events.c.occurred_at), sa.func.max(events.c.occurred_at))
-                    .where(f.where())
-                ).one()  # fmt: skip
+            # an open end of the window is the first or last call in it; one query per end,
+            # read from the occurred_at index (min() and max() in one SELECT scan the window)
+            first = _edge_call(conn, f, newest=False) if f.since is None else None
+            last = _edge_call(conn, f, newest=True) if f.until is None else None
         calls, cost = int(agg.calls), float(agg.cost_usd)
         days = 0.0
         start, end = f.since, f.until
-        if span is not None and span[0] is not None:
-            start = start or aware(span[0])
-            end = end or aware(span[1])
+        if first is not None or last is not None:  # the window holds calls
+            start = start or first
+            end = end or last
         if start is not None and end is not None:
             days = max((end - start).total_seconds() / 86400, 1 / 24)
         return [
@@ -477,6 +476,14 @@ class Reports:
             raise QueryError("trace_id", "must be a non-empty string")
         with self._connect() as conn:
             return activity.trace(conn, trace_id, self.project)
+
+
+def _edge_call(conn: sa.Connection, f: Filters, *, newest: bool) -> datetime | None:
+    """When the first (or the newest) call under ``f`` happened; None without calls."""
+    when = events.c.occurred_at
+    query = sa.select(when).where(f.where()).order_by(when.desc() if newest else when).limit(1)
+    found = conn.execute(query).scalar()
+    return None if found is None else aware(found)
 
 
 def _regroup(groups: dict[tuple[Any, ...], Agg], position: int) -> dict[tuple[Any, ...], Agg]:
