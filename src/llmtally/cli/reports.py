@@ -17,6 +17,7 @@ import click
 
 from llmtally.cli.common import CliGroup, database_url, db_param, opened_reports
 from llmtally.cli.output import (
+    columns,
     format_cell,
     format_change,
     format_param,
@@ -25,7 +26,7 @@ from llmtally.cli.output import (
     render_pairs,
 )
 from llmtally.query import registry
-from llmtally.query.registry import Column, Parameter, Report, Result, WindowParams
+from llmtally.query.registry import Parameter, Report, Result, WindowParams
 from llmtally.query.values import iso_utc
 from llmtally.query.vocabulary import EQUALITY_FILTERS
 
@@ -77,10 +78,10 @@ def show(reports: Reports, result: Result, fmt: str) -> None:
     if fmt == "table" and result.report.is_record(result.params) and len(result.rows) == 1:
         render_pairs(result.rows[0], fmt, columns=result.columns, title=title(result))
         return
-    columns = result.columns
+    shown = result.columns
     if fmt == "table" and result.report.table_columns is not None:
-        columns = tuple(result.column(name) for name in result.report.table_columns)
-    render(result.rows, fmt, columns=columns, title=title(result))
+        shown = tuple(result.column(name) for name in result.report.table_columns)
+    render(result.rows, fmt, columns=shown, title=title(result))
 
 
 def show_overview(reports: Reports, result: Result, name: str = "Overview") -> None:
@@ -100,7 +101,7 @@ def show_overview(reports: Reports, result: Result, name: str = "Overview") -> N
         render(
             comparison,
             "table",
-            columns=_text_columns("metric", "now", "previous", "change"),
+            columns=columns("metric", "now", "previous", "change"),
             title="Compared with the previous period of equal length",
             right=("now", "previous", "change"),
         )
@@ -135,10 +136,6 @@ def comparison_rows(result: Result) -> list[dict[str, str]]:
         }
         for _, now, before, change in _COMPARISON
     ]
-
-
-def _text_columns(*names: str) -> tuple[Column, ...]:
-    return tuple(Column(name, "text", "") for name in names)
 
 
 def _number(value: object) -> float | None:
