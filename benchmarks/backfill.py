@@ -20,7 +20,6 @@ Two workloads: **uniform** (one model, feature, actor and session: the call of
 from __future__ import annotations
 
 import random
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,18 +27,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 import llmtally
 from benchmarks._common import console, postgres_admin_url, scratch_database, table
+from benchmarks.throughput import migrated, raw_copy, raw_sqlite
 from llmtally.capture.build import build
 from llmtally.capture.pricing import PriceBook
 from llmtally.capture.redact import Redactor
-from llmtally.event import COLUMN_NAMES
 from llmtally.pipeline.process import Processor
 from llmtally.store.base import open_store
 
-BATCH = 1_000
 SPREAD_S = 30 * 86_400.0
 
 
@@ -85,13 +81,6 @@ def _rows(url: str, n: int) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _migrated(url: str) -> str:
-    store = open_store(url)
-    store.migrate()
-    store.close()
-    return url
-
-
 def end_to_end(url: str, spool: Path, work: list[dict[str, Any]]) -> float:
     """Events/s from the first ``record_call`` until ``flush()`` returned."""
     tally = llmtally.Tally(url, spool_dir=spool, queue_size=len(work) + 10)
@@ -106,41 +95,6 @@ def end_to_end(url: str, spool: Path, work: list[dict[str, Any]]) -> float:
     tally.close(60)
     assert written == len(work), f"wrote {written} of {len(work)}"
     return rate
-
-
-def raw_sqlite(path: str, rows: list[tuple[Any, ...]]) -> float:
-    """Rows/s of sqlite3 executemany into the migrated events table."""
-    sql = "INSERT OR IGNORE INTO events ({}) VALUES ({})".format(
-        ", ".join(COLUMN_NAMES), ", ".join("?" * len(COLUMN_NAMES))
-    )
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("DELETE FROM events")
-    start = time.perf_counter()
-    for i in range(0, len(rows), BATCH):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, rows[i : i + BATCH])
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return len(rows) / elapsed
-
-
-def raw_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
-    """Rows/s of psycopg COPY into the migrated events table."""
-    copy_sql = "COPY events ({}) FROM STDIN".format(", ".join(COLUMN_NAMES))
-    with psycopg.connect(url) as conn:
-        conn.execute("TRUNCATE events")
-        conn.commit()
-        start = time.perf_counter()
-        for i in range(0, len(rows), BATCH):
-            with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-                for row in rows[i : i + BATCH]:
-                    copy.write_row(row)
-            conn.commit()
-        elapsed = time.perf_counter() - start
-    return len(rows) / elapsed
 
 
 def _rounds(
@@ -182,10 +136,10 @@ def run(n: int, rounds: int = 3) -> dict[str, Any]:
         live, backfill = calls(n, spread=False, varied=varied), calls(n, spread=True, varied=varied)
         with tempfile.TemporaryDirectory() as tmp:
             raw_path = Path(tmp) / "raw.db"
-            rows = _rows(_migrated(f"sqlite:///{raw_path}"), n)
+            rows = _rows(migrated(f"sqlite:///{raw_path}"), n)
 
             def sqlite_pipeline(name: str, work: list[dict[str, Any]], tmp: str = tmp) -> float:
-                url = _migrated(f"sqlite:///{Path(tmp) / name}.db")
+                url = migrated(f"sqlite:///{Path(tmp) / name}.db")
                 return end_to_end(url, Path(tmp) / f"spool-{name}", work)
 
             got = _rounds(rounds, partial(raw_sqlite, str(raw_path), rows), sqlite_pipeline,
@@ -196,12 +150,12 @@ def run(n: int, rounds: int = 3) -> dict[str, Any]:
             console.print("PostgreSQL: no server answers; set LLMTALLY_BENCH_POSTGRES_URL")
             continue
         with scratch_database(admin) as raw_db, tempfile.TemporaryDirectory() as tmp:
-            pg_rows = _rows(_migrated(raw_db), n)
+            pg_rows = _rows(migrated(raw_db), n)
 
             def pg_pipeline(name: str, work: list[dict[str, Any]], tmp: str = tmp) -> float:
                 assert admin is not None
                 with scratch_database(admin) as url:
-                    return end_to_end(_migrated(url), Path(tmp) / f"spool-{name}", work)
+                    return end_to_end(migrated(url), Path(tmp) / f"spool-{name}", work)
 
             got = _rounds(rounds, partial(raw_copy, raw_db, pg_rows), pg_pipeline, live, backfill)
         results[f"postgresql_{workload}"] = got

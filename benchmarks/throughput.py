@@ -81,7 +81,8 @@ def _pipeline(url: str, spool: Path, n: int) -> tuple[float, float]:
     return sustained, burst
 
 
-def _raw_sqlite(path: str, rows: list[tuple[Any, ...]], per_statement: int = 1) -> float:
+def raw_sqlite(path: str, rows: list[tuple[Any, ...]], per_statement: int = 1) -> float:
+    """Rows/s of sqlite3 ``executemany`` (``per_statement`` rows per INSERT) into events."""
     row = "({})".format(", ".join("?" * len(COLUMN_NAMES)))
     sql = "INSERT OR IGNORE INTO events ({}) VALUES {}".format(
         ", ".join(COLUMN_NAMES), ", ".join([row] * per_statement)
@@ -105,9 +106,12 @@ def _raw_sqlite(path: str, rows: list[tuple[Any, ...]], per_statement: int = 1) 
     return len(rows) / elapsed
 
 
-def _raw_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
+def raw_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
+    """Rows/s of psycopg ``COPY`` into the (emptied) migrated events table."""
     copy_sql = "COPY events ({}) FROM STDIN".format(", ".join(COLUMN_NAMES))
     with psycopg.connect(url) as conn:
+        conn.execute("TRUNCATE events")
+        conn.commit()
         start = time.perf_counter()
         for i in range(0, len(rows), BATCH):
             with conn.cursor() as cur, cur.copy(copy_sql) as copy:
@@ -118,7 +122,8 @@ def _raw_copy(url: str, rows: list[tuple[Any, ...]]) -> float:
     return len(rows) / elapsed
 
 
-def _migrated(url: str) -> str:
+def migrated(url: str) -> str:
+    """``url``, its schema migrated to head."""
     store = open_store(url)
     store.migrate()
     store.close()
@@ -131,11 +136,11 @@ def run(n: int) -> dict[str, Any]:
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = Path(tmp) / "raw.db"
-        rows = _rows(_migrated(f"sqlite:///{raw_path}"), n)
-        raw = _raw_sqlite(str(raw_path), rows)
-        raw_multi = _raw_sqlite(str(raw_path), rows, per_statement=500)
+        rows = _rows(migrated(f"sqlite:///{raw_path}"), n)
+        raw = raw_sqlite(str(raw_path), rows)
+        raw_multi = raw_sqlite(str(raw_path), rows, per_statement=500)
         sustained, burst = _pipeline(
-            _migrated(f"sqlite:///{Path(tmp) / 'pipe.db'}"), Path(tmp) / "s1", n
+            migrated(f"sqlite:///{Path(tmp) / 'pipe.db'}"), Path(tmp) / "s1", n
         )
     results["sqlite"] = {
         "sustained_events_per_s": sustained,
@@ -170,9 +175,9 @@ def run(n: int) -> dict[str, Any]:
         console.print("PostgreSQL: no server answers; set LLMTALLY_BENCH_POSTGRES_URL")
     else:
         with scratch_database(admin) as raw_db, scratch_database(admin) as pipe_db:
-            raw = _raw_copy(_migrated(raw_db), _rows(raw_db, n))
+            raw = raw_copy(migrated(raw_db), _rows(raw_db, n))
             with tempfile.TemporaryDirectory() as tmp:
-                sustained, burst = _pipeline(_migrated(pipe_db), Path(tmp) / "s2", n)
+                sustained, burst = _pipeline(migrated(pipe_db), Path(tmp) / "s2", n)
         results["postgresql"] = {
             "sustained_events_per_s": sustained,
             "burst_events_per_s": burst,
