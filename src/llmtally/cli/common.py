@@ -98,8 +98,19 @@ class CliGroup(click.Group):
 
 
 def settings() -> dict[str, Any]:
-    """Config file and environment settings (``LLMTALLY_CONFIG``, ``LLMTALLY_DATABASE_URL``…)."""
-    return config.from_env(default_database=True)
+    """Config file and environment settings (``LLMTALLY_CONFIG``, ``LLMTALLY_DATABASE_URL``…).
+
+    Read once per command: kept in the click context, so the database URL, the prices and
+    the quality weights of one command come from one reading of the file.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return config.from_env(default_database=True)
+    meta = ctx.find_root().meta
+    if "llmtally.settings" not in meta:
+        meta["llmtally.settings"] = config.from_env(default_database=True)
+    found: dict[str, Any] = meta["llmtally.settings"]
+    return found
 
 
 def database_url(given: str | None) -> str:
@@ -152,7 +163,7 @@ def opened_reports(url: str) -> Iterator[Reports]:
     """Reports over ``url``; a database that does not exist yet is created empty."""
     from llmtally.query.reports import Reports
 
-    weights = config.from_env().get("quality_weights")
+    weights = settings().get("quality_weights")
     with opened_store(url) as store:
         yield Reports(store.engine, quality_weights=weights)
 
